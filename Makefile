@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 LOCAL := deploy/local
 
-.PHONY: start test test-unit check generate lint typecheck gen-check infra-up infra-down infra-check infra-status infra-clean deps
+.PHONY: start test test-unit check generate lint typecheck gen-check breaking infra-up infra-down infra-check infra-status infra-clean deps
 
 ## start: run every service in one process on in-memory adapters (no infrastructure needed)
 start: deps
@@ -16,12 +16,16 @@ test: deps check
 test-unit: deps
 	npx mocha --grep @infra --invert
 
-## check: buf lint, TypeScript type check, and generated code up to date
-check: lint typecheck gen-check
+## check: buf lint, buf breaking against the previous commit, TypeScript type check, generated code up to date
+check: lint breaking typecheck gen-check
 
 lint: deps
 	bash $(LOCAL)/proto-deps.sh
 	npx buf lint
+
+## breaking: proto/ stays wire- and code-compatible with BUF_BREAKING_AGAINST (default HEAD~1)
+breaking: deps
+	bash $(LOCAL)/buf-breaking.sh
 
 typecheck: deps
 	npx tsc --noEmit
@@ -51,7 +55,5 @@ infra-status:
 infra-clean: infra-down
 	rm -rf .run/etcd .run/kafka/data
 
-deps: node_modules/.package-lock.json
-
-node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+deps:
+	@node $(LOCAL)/ensure-deps.mjs

@@ -1,0 +1,168 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, Interceptor, ServiceImpl } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { createHealthService, HealthStatus, ServingStatus } from "./health-service.js";
+
+/** One RPC service mounted on a server: its descriptor and its handlers. */
+export interface MountedService<S extends DescService = DescService> {
+  readonly desc: S;
+  readonly impl: Partial<ServiceImpl<S>>;
+}
+
+/** Pairs a descriptor with its implementation while keeping both type-checked against each other. */
+export function mount<S extends DescService>(desc: S, impl: Partial<ServiceImpl<S>>): MountedService {
+  return { desc, impl } as MountedService;
+}
+
+/** What startServer needs; limits default to values safe for a public edge. */
+export interface ServerOptions {
+  /** Used in logs and as the metrics label. */
+  readonly name: string;
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly services: readonly MountedService[];
+  readonly interceptors?: readonly Interceptor[];
+  readonly metrics?: Registry;
+  readonly logger?: Logger;
+  /** Largest request message accepted (connect-node's own default is about 4 GiB). */
+  readonly readMaxBytes?: number;
+  /** Largest response message sent. */
+  readonly writeMaxBytes?: number;
+  /** Upper bound on a client-requested deadline. */
+  readonly maxTimeoutMs?: number;
+}
+
+/** A running server: where it listens, its health, and how to drain it. */
+export interface RunningServer {
+  readonly port: number;
+  /** http://host:port, for clients and logs. */
+  readonly url: string;
+  readonly health: HealthStatus;
+  /**
+   * Drains: every service goes NOT_SERVING, the listener stops accepting, HTTP/2 sessions get GOAWAY so
+   * open calls can finish, and after graceMs whatever is still running is aborted and its sockets closed.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Defaults for message sizes and deadlines (DESIGN.md §6: default deadline 5 s; bodies are at most 64 KiB). */
+export const serverDefaults = {
+  readMaxBytes: 4 * 1024 * 1024,
+  writeMaxBytes: 16 * 1024 * 1024,
+  maxTimeoutMs: 60_000,
+  graceMs: 10_000,
+} as const;
+
+const http2Preface = "PRI ";
+
+/**
+ * Starts one listener that speaks Connect, gRPC and gRPC-Web over HTTP/2 (prior knowledge) and Connect unary and
+ * server streaming over HTTP/1.1, serves grpc.health.v1.Health for every mounted service, and /metrics.
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const health = new HealthStatus([Health.typeName, ...options.services.map((s) => s.desc.typeName)]);
+  const shutdown = new AbortController();
+  const routes = (router: ConnectRouter) => {
+    router.service(Health, createHealthService(health));
+    for (const { desc, impl } of options.services) router.service(desc, impl);
+  };
+  const handler = connectNodeAdapter({
+    routes,
+    interceptors: [...(options.interceptors ?? [])],
+    readMaxBytes: options.readMaxBytes ?? serverDefaults.readMaxBytes,
+    writeMaxBytes: options.writeMaxBytes ?? serverDefaults.writeMaxBytes,
+    maxTimeoutMs: options.maxTimeoutMs ?? serverDefaults.maxTimeoutMs,
+    shutdownSignal: shutdown.signal,
+    fallback: (req, res) => {
+      if (req.method === "GET" && req.url === "/metrics" && options.metrics) {
+        const metrics = options.metrics;
+        metrics.metrics().then(
+          (body) => {
+            res.writeHead(200, { "content-type": metrics.contentType });
+            res.end(body);
+          },
+          (err: unknown) => {
+            options.logger?.error({ err }, "metrics collection failed");
+            res.writeHead(500, { "content-type": "text/plain" });
+            res.end("metrics collection failed\n");
+          },
+        );
+        return;
+      }
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("not found: RPCs are served at /<package>.<Service>/<Method>, metrics at /metrics\n");
+    },
+  });
+
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, handler);
+  const h1 = http.createServer({ keepAliveTimeout: 5_000 }, handler);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  const sockets = new Set<net.Socket>();
+
+  // Route each connection by its first bytes: the HTTP/2 client preface starts with "PRI ", no HTTP/1 method does.
+  const listener = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    const route = () => {
+      if (socket.readableLength < http2Preface.length && !socket.readableEnded) return false;
+      socket.off("readable", onReadable);
+      const head = socket.read() as Buffer | null;
+      if (head === null) {
+        socket.destroy();
+        return true;
+      }
+      socket.unshift(head);
+      const isHttp2 = head.subarray(0, http2Preface.length).toString("latin1") === http2Preface;
+      (isHttp2 ? h2 : h1).emit("connection", socket);
+      return true;
+    };
+    const onReadable = () => void route();
+    socket.on("readable", onReadable);
+    socket.once("error", () => socket.destroy());
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen(options.port, options.host ?? "127.0.0.1", () => {
+      listener.off("error", reject);
+      resolve();
+    });
+  });
+  const address = listener.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  options.logger?.info({ url, services: options.services.map((s) => s.desc.typeName) }, `${options.name} listening`);
+
+  let closing: Promise<void> | undefined;
+  const close = (graceMs: number = serverDefaults.graceMs): Promise<void> => {
+    closing ??= (async () => {
+      health.setAll(ServingStatus.NOT_SERVING);
+      const stopped = new Promise<void>((resolve) => listener.close(() => resolve()));
+      for (const session of sessions) session.close();
+      h1.closeIdleConnections();
+      const drained = Promise.all([...sessions].map((s) => new Promise<void>((r) => s.once("close", () => r()))));
+      const timer = setTimeout(() => shutdown.abort(new Error(`${options.name} is shutting down`)), graceMs);
+      await Promise.race([drained, new Promise<void>((r) => shutdown.signal.addEventListener("abort", () => r()))]);
+      clearTimeout(timer);
+      if (!shutdown.signal.aborted) shutdown.abort(new Error(`${options.name} is shutting down`));
+      for (const socket of sockets) socket.destroy();
+      await stopped;
+      options.logger?.info(`${options.name} stopped`);
+    })();
+    return closing;
+  };
+
+  return { port: address.port, url, health, close };
+}

@@ -1,0 +1,73 @@
+import { expect } from "chai";
+import { ConfigError, defaultPorts, loadConfig, redact } from "./config.js";
+
+describe("config", () => {
+  it("runs all-in-one with nothing set: in-memory adapters and the default ports", () => {
+    const config = loadConfig("all-in-one", ["gateway", "msg"], {});
+    expect(config.infra).to.deep.equal({
+      etcdEndpoints: undefined,
+      mysqlUrl: undefined,
+      redisUrl: undefined,
+      kafkaBrokers: undefined,
+    });
+    expect(config.ports).to.deep.equal(defaultPorts);
+    expect(config.logLevel).to.equal("info");
+  });
+
+  it("names the missing variable when a mesh service lacks a dependency", () => {
+    const env = { IM_ETCD_ENDPOINTS: "http://127.0.0.1:2379", IM_REDIS_URL: "redis://127.0.0.1:6379" };
+    expect(() => loadConfig("mesh", ["gateway"], env)).not.to.throw();
+    const err = (() => {
+      try {
+        loadConfig("mesh", ["msg"], { ...env, IM_MYSQL_URL: "mysql://u:p@127.0.0.1/im_chat" });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).to.be.instanceOf(ConfigError);
+    expect((err as ConfigError).variable).to.equal("IM_KAFKA_BROKERS");
+    expect((err as Error).message).to.match(/^IM_KAFKA_BROKERS: must be set to run the msg service in mesh mode/);
+  });
+
+  it("refuses malformed values with the variable's name and an example, never echoing a password", () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ IM_GATEWAY_PORT: "80a" }, /^IM_GATEWAY_PORT: "80a" is not a port/],
+      [{ IM_GATEWAY_PORT: "70000" }, /^IM_GATEWAY_PORT: /],
+      [{ IM_MYSQL_URL: "postgres://u:hunter2@h/db" }, /^IM_MYSQL_URL: expected a mysql: URL/],
+      [{ IM_MYSQL_URL: "not a url" }, /^IM_MYSQL_URL: "not a url" is not a URL/],
+      [{ IM_REDIS_URL: "http://127.0.0.1:6379" }, /^IM_REDIS_URL: expected a redis: or rediss: URL/],
+      [{ IM_KAFKA_BROKERS: "127.0.0.1" }, /^IM_KAFKA_BROKERS: "127.0.0.1" is not host:port/],
+      [{ IM_KAFKA_BROKERS: " , " }, /^IM_KAFKA_BROKERS: is empty/],
+      [{ IM_LOG_LEVEL: "loud" }, /^IM_LOG_LEVEL: "loud" is not one of/],
+    ];
+    for (const [env, message] of cases) {
+      expect(() => loadConfig("all-in-one", ["gateway"], env), JSON.stringify(env)).to.throw(ConfigError, message);
+    }
+    expect(() => loadConfig("all-in-one", [], { IM_MYSQL_URL: "mysql//u:hunter2@h" })).to.throw(ConfigError);
+    try {
+      loadConfig("all-in-one", [], { IM_MYSQL_URL: "postgres://u:hunter2@h/db" });
+    } catch (e) {
+      expect((e as Error).message).not.to.contain("hunter2");
+    }
+  });
+
+  it("reads every setting, lists included", () => {
+    const config = loadConfig("mesh", ["msg"], {
+      IM_ETCD_ENDPOINTS: "http://127.0.0.1:2379, http://127.0.0.1:22379",
+      IM_MYSQL_URL: "mysql://im_service:pw@127.0.0.1:3306/im_chat",
+      IM_REDIS_URL: "redis://127.0.0.1:6379/0",
+      IM_KAFKA_BROKERS: "127.0.0.1:9092,127.0.0.1:9094",
+      IM_MSG_PORT: "0",
+      IM_LOG_LEVEL: "debug",
+    });
+    expect(config.infra.etcdEndpoints).to.deep.equal(["http://127.0.0.1:2379", "http://127.0.0.1:22379"]);
+    expect(config.infra.kafkaBrokers).to.deep.equal(["127.0.0.1:9092", "127.0.0.1:9094"]);
+    expect(config.ports.msg).to.equal(0);
+    expect(config.logLevel).to.equal("debug");
+  });
+
+  it("redacts passwords in URLs", () => {
+    expect(redact("mysql://im_service:secret@127.0.0.1:3306/im_chat")).to.equal("mysql://im_service:***@127.0.0.1:3306/im_chat");
+    expect(redact("redis://127.0.0.1:6379")).to.equal("redis://127.0.0.1:6379");
+  });
+});
