@@ -1,0 +1,59 @@
+import type { TopicSpec } from "./topics.js";
+
+/** A record to publish: the key picks the partition, so records with one key stay in order. */
+export interface BusMessage {
+  readonly key: string;
+  readonly value: Uint8Array;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** A consumed record with its position. */
+export interface BusRecord extends BusMessage {
+  readonly topic: string;
+  readonly partition: number;
+  /** Offset within the partition, as a decimal string (Kafka offsets are 64-bit). */
+  readonly offset: string;
+  /** When the record was published, in ms since the epoch. */
+  readonly timestamp: number;
+}
+
+/**
+ * Handles a run of records from one partition, in offset order. Resolving commits them; throwing means
+ * "not done": the same records are handed over again (after a backoff) and nothing after them is delivered
+ * from that partition meanwhile, so order holds and nothing is skipped.
+ */
+export type BatchHandler = (records: readonly BusRecord[]) => Promise<void>;
+
+/** How a consumer group member subscribes. */
+export interface SubscribeOptions {
+  /** Members of one group share the partitions; each group sees every record. */
+  readonly groupId: string;
+  readonly topic: string;
+  readonly handler: BatchHandler;
+  /** Where a group with no committed offset starts: the oldest retained record (default) or only new ones. */
+  readonly fromBeginning?: boolean;
+  /** Called when the handler throws, before the retry; for logs and metrics. */
+  readonly onError?: (err: unknown, records: readonly BusRecord[], attempt: number) => void;
+}
+
+/** A live subscription; stop() lets the running handler finish, commits what succeeded, and leaves the group. */
+export interface Subscription {
+  stop(): Promise<void>;
+}
+
+/**
+ * The message-bus port (DESIGN.md §5 Kafka topics): group fan-out, offline queue, membership changes.
+ * publish resolves once the records are durable (acks=all); delivery is at least once, ordered per key.
+ */
+export interface Bus {
+  /** Creates missing topics with their partition counts; existing ones are left as they are. */
+  ensureTopics(specs: readonly TopicSpec[]): Promise<void>;
+  publish(topic: string, messages: readonly BusMessage[]): Promise<void>;
+  subscribe(options: SubscribeOptions): Promise<Subscription>;
+  close(): Promise<void>;
+}
+
+/** Exponential backoff with full jitter for handler retries: 50 ms doubling up to 5 s. */
+export function retryDelayMs(attempt: number): number {
+  return Math.floor(Math.random() * Math.min(5000, 50 * 2 ** Math.min(attempt, 10)));
+}
