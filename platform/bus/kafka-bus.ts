@@ -135,7 +135,29 @@ export class KafkaBus implements Bus {
     }
   }
 
+  /**
+   * Kafka resolves "latest" at the new member's first fetch, after it joined, so a record published just after
+   * subscribe() returned could be skipped. For a group without offsets, commit the current ends first instead.
+   */
+  private async startGroupAtEnd(groupId: string, topic: string): Promise<void> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      if (committed !== undefined && committed.partitions.some((p) => p.offset !== "-1")) return;
+      const ends = await admin.fetchTopicOffsets(topic);
+      await admin.setOffsets({ groupId, topic, partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })) });
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    if (options.fromBeginning === false) {
+      await this.startGroupAtEnd(options.groupId, options.topic).catch((err: unknown) => {
+        throw toUnavailable(`positioning ${options.groupId} at the end of ${options.topic}`, err);
+      });
+    }
     const consumer: Consumer = this.kafka.consumer({
       groupId: options.groupId,
       sessionTimeout: 10_000,
