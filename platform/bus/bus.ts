@@ -46,8 +46,8 @@ export interface Subscription {
  * publish resolves once the records are durable (acks=all); delivery is at least once, ordered per key.
  */
 export interface Bus {
-  /** Creates missing topics with their partition counts; existing ones are left as they are. */
-  ensureTopics(specs: readonly TopicSpec[]): Promise<void>;
+  /** Creates missing topics (and brings existing ones to the spec where the bus can); returns the names created. */
+  ensureTopics(specs: readonly TopicSpec[]): Promise<string[]>;
   publish(topic: string, messages: readonly BusMessage[]): Promise<void>;
   subscribe(options: SubscribeOptions): Promise<Subscription>;
   close(): Promise<void>;

@@ -1,7 +1,12 @@
-import { Kafka, KafkaJSError, logLevel, Partitioners, type Consumer, type Producer, type TopicMessages } from "kafkajs";
+import kafkajs from "kafkajs";
+import type { Consumer, Producer, TopicMessages } from "kafkajs";
 import { UnavailableError } from "../errors.js";
 import { retryDelayMs, type Bus, type BusMessage, type BusRecord, type SubscribeOptions, type Subscription } from "./bus.js";
 import type { TopicSpec } from "./topics.js";
+
+// kafkajs is CommonJS and Node's ESM loader does not detect all of its exports (KafkaJSError,
+// ConfigResourceTypes), so values come from the default import, which always has them.
+const { ConfigResourceTypes, Kafka, KafkaJSError, logLevel, Partitioners } = kafkajs;
 
 /** Options of the Kafka adapter. */
 export interface KafkaBusOptions {
@@ -33,7 +38,7 @@ function toUnavailable(what: string, err: unknown): unknown {
  * publishes into one request per tick; consumers commit a partition's batch only after the handler succeeded.
  */
 export class KafkaBus implements Bus {
-  private readonly kafka: Kafka;
+  private readonly kafka: InstanceType<typeof Kafka>;
   private producer: Producer | undefined;
   private connecting: Promise<Producer> | undefined;
   private queue: Pending[] = [];
@@ -54,22 +59,45 @@ export class KafkaBus implements Bus {
     });
   }
 
-  async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
+  /**
+   * Creates missing topics and repairs existing ones: too few partitions are added (partitions can only grow)
+   * and retention is set to the spec. Returns the names it created.
+   */
+  async ensureTopics(specs: readonly TopicSpec[]): Promise<string[]> {
     const admin = this.kafka.admin();
     try {
       await admin.connect();
       const existing = new Set(await admin.listTopics());
       const missing = specs.filter((s) => !existing.has(s.name));
-      if (missing.length === 0) return;
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((s) => ({
-          topic: s.name,
-          numPartitions: s.partitions,
-          replicationFactor: this.options.replicationFactor ?? 1,
-          configEntries: [{ name: "retention.ms", value: String(s.retentionMs) }],
-        })),
-      });
+      if (missing.length > 0) {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((s) => ({
+            topic: s.name,
+            numPartitions: s.partitions,
+            replicationFactor: this.options.replicationFactor ?? 1,
+            configEntries: [{ name: "retention.ms", value: String(s.retentionMs) }],
+          })),
+        });
+      }
+      const present = specs.filter((s) => existing.has(s.name));
+      if (present.length > 0) {
+        const metadata = await admin.fetchTopicMetadata({ topics: present.map((s) => s.name) });
+        const grow = present.flatMap((s) => {
+          const have = metadata.topics.find((m) => m.name === s.name)?.partitions.length ?? 0;
+          return have < s.partitions ? [{ topic: s.name, count: s.partitions }] : [];
+        });
+        if (grow.length > 0) await admin.createPartitions({ topicPartitions: grow, validateOnly: false });
+        await admin.alterConfigs({
+          validateOnly: false,
+          resources: present.map((s) => ({
+            type: ConfigResourceTypes.TOPIC,
+            name: s.name,
+            configEntries: [{ name: "retention.ms", value: String(s.retentionMs) }],
+          })),
+        });
+      }
+      return missing.map((s) => s.name);
     } catch (err) {
       throw toUnavailable(`creating topics on ${this.brokers.join(",")}`, err);
     } finally {

@@ -49,14 +49,17 @@ export class MemoryBus implements Bus {
   private readonly waiters = new Set<() => void>();
   private closed = false;
 
-  async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
+  async ensureTopics(specs: readonly TopicSpec[]): Promise<string[]> {
+    const created: string[] = [];
     for (const spec of specs) {
       if (this.topics.has(spec.name)) continue;
+      created.push(spec.name);
       this.topics.set(spec.name, {
         spec,
         partitions: Array.from({ length: spec.partitions }, () => ({ base: 0, records: [] })),
       });
     }
+    return created;
   }
 
   private topic(name: string): Topic {
