@@ -15,3 +15,15 @@ export class UnavailableError extends Error {
     this.name = "UnavailableError";
   }
 }
+
+/** A write refused because a unique value is taken (a username, an email, an API key); callers answer AlreadyExists. */
+export class ConflictError extends Error {
+  constructor(
+    /** The field whose value is taken, e.g. "username". */
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ConflictError";
+  }
+}
