@@ -1,4 +1,4 @@
-import { Etcd3, EtcdError, type Lease, type Watcher } from "etcd3";
+import { Etcd3, EtcdError, type Lease, type Namespace, type Watcher } from "etcd3";
 import { UnavailableError } from "../errors.js";
 import {
   encodeInstance,
@@ -16,6 +16,8 @@ import {
 export interface EtcdRegistryOptions {
   /** Deadline of each unary call (default 5 s); watch and keepalive streams have none. */
   readonly callTimeoutMs?: number;
+  /** A key prefix isolating this deployment (or test) from others sharing the etcd cluster. */
+  readonly namespace?: string;
 }
 
 function unavailable(what: string, err: unknown): unknown {
@@ -31,16 +33,19 @@ function unavailable(what: string, err: unknown): unknown {
  * listed revision + 1; when etcd cancels a watch (compaction) the view lists again and emits the differences.
  */
 export class EtcdRegistry implements Registry {
-  readonly client: Etcd3;
+  private readonly root: Etcd3;
+  /** The (possibly namespaced) client every operation goes through. */
+  readonly client: Namespace;
   private readonly closers = new Set<() => Promise<void>>();
 
   constructor(endpoints: readonly string[], options: EtcdRegistryOptions = {}) {
     const timeout = options.callTimeoutMs ?? 5000;
-    this.client = new Etcd3({
+    this.root = new Etcd3({
       hosts: [...endpoints],
       dialTimeout: 3000,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + timeout) }),
     });
+    this.client = options.namespace ? this.root.namespace(options.namespace) : this.root;
   }
 
   async register(instance: ServiceInstance, options: RegisterOptions = {}): Promise<Registration> {
@@ -51,10 +56,14 @@ export class EtcdRegistry implements Registry {
     let lease: Lease | undefined;
     let id = "";
     let done = false;
+    let recovering: Promise<void> | undefined;
 
     const open = async (): Promise<void> => {
       const next = this.client.lease(ttl, { autoKeepAlive: true });
-      next.on("lost", () => void recover());
+      // Only the current lease's loss matters; a lease from a failed attempt must not start recoveries of its own.
+      next.on("lost", () => {
+        if (lease === next) void recover();
+      });
       try {
         id = await next.grant();
         await next.put(key).value(value);
@@ -65,22 +74,28 @@ export class EtcdRegistry implements Registry {
       }
       lease = next;
     };
-    const recover = async (): Promise<void> => {
-      for (let attempt = 1; !done; attempt++) {
+    const recover = (): Promise<void> =>
+      (recovering ??= (async () => {
         try {
-          await open();
-          options.onRenewed?.();
-          return;
-        } catch (err) {
-          options.onError?.(unavailable("re-granting a lost lease", err));
-          await new Promise((r) => setTimeout(r, regrantDelayMs(attempt)));
+          for (let attempt = 1; !done; attempt++) {
+            try {
+              await open();
+              options.onRenewed?.();
+              return;
+            } catch (err) {
+              options.onError?.(unavailable("re-granting a lost lease", err));
+              await new Promise((r) => setTimeout(r, regrantDelayMs(attempt)));
+            }
+          }
+        } finally {
+          recovering = undefined;
         }
-      }
-    };
+      })());
 
     try {
       await open();
     } catch (err) {
+      done = true;
       throw unavailable(`registering ${key}`, err);
     }
     const registration: Registration = {
@@ -170,6 +185,6 @@ export class EtcdRegistry implements Registry {
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.closers].map((c) => c()));
-    this.client.close();
+    this.root.close();
   }
 }

@@ -39,6 +39,21 @@ describe("registry: etcd adapter @infra", function () {
     }
   });
 
+  it("gives up a registration that failed at start, without recovery attempts behind the caller's back", async () => {
+    const port = await freePort();
+    const registry = new EtcdRegistry([`http://127.0.0.1:${port}`], { callTimeoutMs: 500 });
+    let recoveries = 0;
+    try {
+      const instance = { service: "svc", instanceId: "a", addr: "127.0.0.1:1", version: "1", weight: 1 };
+      const err = await registry.register(instance, { ttlSeconds: 2, onError: () => recoveries++ }).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(UnavailableError);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(recoveries).to.equal(0);
+    } finally {
+      await registry.close();
+    }
+  });
+
   it("keeps its view through an etcd restart and follows changes afterwards", async function () {
     this.timeout(90_000);
     const [client, peer] = [await freePort(), await freePort()];

@@ -1,0 +1,55 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { ConflictError, UnavailableError } from "../../platform/errors.js";
+import { currentScope, type CallScope } from "../call-scope.js";
+import { describeIdentity } from "../identity.js";
+import { wrapIterable } from "./scoped-iterable.js";
+
+/** Client mistakes are logged at info; everything else at warn or error. */
+const clientCodes = new Set([Code.InvalidArgument, Code.NotFound, Code.AlreadyExists, Code.PermissionDenied, Code.Unauthenticated, Code.FailedPrecondition, Code.OutOfRange, Code.Canceled]);
+
+/**
+ * Turns whatever a handler throws into a ConnectError with the right code and a message safe to show: platform
+ * errors map to Unavailable and AlreadyExists, and anything unexpected is logged in full and answered as Internal
+ * with only the request id, so no stack trace or driver message leaks.
+ */
+export function createErrorInterceptor(logger: Logger): Interceptor {
+  const map = (err: unknown, rpc: string, scope: CallScope | undefined): ConnectError => {
+    const requestId = scope?.requestId;
+    const fields = { rpc, requestId, caller: describeIdentity(scope?.identity) };
+    if (err instanceof ConnectError) {
+      (clientCodes.has(err.code) ? logger.info.bind(logger) : logger.warn.bind(logger))({ ...fields, code: Code[err.code], err: err.rawMessage }, "rpc failed");
+      return err;
+    }
+    if (err instanceof UnavailableError) {
+      logger.warn({ ...fields, component: err.component, err: err.message }, "dependency unavailable");
+      return new ConnectError(`${err.component} is unavailable; retry later (request id ${requestId})`, Code.Unavailable);
+    }
+    if (err instanceof ConflictError) {
+      logger.info({ ...fields, field: err.field }, "conflict");
+      return new ConnectError(err.message, Code.AlreadyExists);
+    }
+    logger.error({ ...fields, err }, "unexpected error");
+    return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);
+  };
+  return (next) => async (req) => {
+    const rpc = `${req.service.typeName}/${req.method.name}`;
+    const scope = currentScope();
+    try {
+      const res = await next(req);
+      if (!res.stream) return res;
+      return {
+        ...res,
+        message: wrapIterable(res.message, async (step) => {
+          try {
+            return await step();
+          } catch (err) {
+            throw map(err, rpc, scope);
+          }
+        }),
+      };
+    } catch (err) {
+      throw map(err, rpc, scope);
+    }
+  };
+}
