@@ -34,6 +34,9 @@ interface Target {
 /** Codes that say the instance (not the request) is in trouble: they count against its breaker and allow a retry. */
 const instanceFailures = new Set([Code.Unavailable, Code.Unknown, Code.Internal]);
 
+/** How long a connection to an instance that left the registry stays open for the calls it still carries. */
+const retiredGraceMs = 30_000;
+
 function backoffMs(attempt: number): number {
   return Math.floor(Math.random() * Math.min(1000, 25 * 2 ** attempt));
 }
@@ -52,7 +55,11 @@ export class MeshClients {
 
   constructor(private readonly options: MeshClientOptions) {
     this.unsubscribe = options.directory.subscribe((service) => this.prune(service));
-    if (options.metrics) {
+    // One MeshClients per process is the norm; a second one on the same registry shares the request counter and
+    // leaves breaker reporting to the first.
+    const existing = options.metrics?.getSingleMetric("rpc_client_requests_total") as Counter | undefined;
+    if (existing) this.requests = existing;
+    else if (options.metrics) {
       this.requests = new Counter({
         name: "rpc_client_requests_total",
         help: "Outgoing mesh calls, by method and status code",
@@ -84,14 +91,20 @@ export class MeshClients {
     return `${i.service}/${i.instanceId}/${i.addr}`;
   }
 
-  /** Drops connections and breakers of instances that left the registry. */
+  /**
+   * Stops routing to instances that left the registry. Their connections are closed only after a grace period:
+   * a draining instance deregisters first and then finishes the calls it has, which an abort would cut.
+   */
   private prune(service: string): void {
     const live = new Set(this.options.directory.instances(service).map((i) => this.key(i)));
     for (const [key, target] of this.targets) {
       if (target.instance.service === service && !live.has(key)) {
-        target.manager.abort(new ConnectError(`${service} instance ${target.instance.instanceId} left the registry`, Code.Unavailable));
-        target.breaker.shutdown();
         this.targets.delete(key);
+        const close = setTimeout(() => {
+          target.manager.abort(new ConnectError(`${service} instance ${target.instance.instanceId} left the registry`, Code.Unavailable));
+          target.breaker.shutdown();
+        }, retiredGraceMs);
+        close.unref();
       }
     }
   }
