@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import type { Interceptor } from "@connectrpc/connect";
+import { createRouterTransport, type Interceptor, type Transport } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { Registry as Metrics } from "prom-client";
 import { encodeInstance, instanceKey, type Registration, type Registry } from "../platform/registry/registry.js";
@@ -25,6 +25,23 @@ export function createServerInterceptors(options: { logger: Logger; metrics: Met
     createErrorInterceptor(options.logger),
     createScopeInterceptor(),
   ];
+}
+
+/**
+ * An in-process transport to the given services through the same interceptors as the network path, so that
+ * all-in-one mode calls between services skip the network but not authentication, validation or metrics.
+ */
+export function createLocalTransport(
+  services: readonly MountedService[],
+  options: { logger: Logger; metrics: Metrics; verifier: CredentialVerifier },
+): { services: ReadonlySet<string>; transport: Transport } {
+  const transport = createRouterTransport(
+    (router) => {
+      for (const { desc, impl } of services) router.service(desc, impl);
+    },
+    { router: { interceptors: createServerInterceptors(options) } },
+  );
+  return { services: new Set(services.map((s) => s.desc.typeName)), transport };
 }
 
 /** What a service process needs to run in the mesh. */

@@ -22,6 +22,8 @@ export interface MeshClientOptions {
   readonly breaker?: { errorThresholdPercentage?: number; resetTimeoutMs?: number; volumeThreshold?: number };
   readonly readMaxBytes?: number;
   readonly writeMaxBytes?: number;
+  /** RPC services mounted in this very process, called in-process (all-in-one mode) instead of over the network. */
+  readonly local?: { readonly services: ReadonlySet<string>; readonly transport: Transport };
 }
 
 interface Target {
@@ -175,6 +177,8 @@ export class MeshClients {
   }
 
   private transport(service: string): Transport {
+    const local = this.options.local;
+    if (local?.services.has(service)) return this.localTransport(service, local.transport);
     return {
       unary: async <I extends DescMessage, O extends DescMessage>(
         method: DescMethodUnary<I, O>,
@@ -231,6 +235,29 @@ export class MeshClients {
         } catch (err) {
           throw this.fail(err, rpc);
         }
+      },
+    };
+  }
+
+  /** In-process calls still carry the request id, the credential and the deadline, and pass the same interceptors. */
+  private localTransport(service: string, transport: Transport): Transport {
+    return {
+      unary: async (method, signal, timeoutMs, header, input, contextValues) => {
+        const rpc = `${service}/${method.name}`;
+        const remaining = this.deadline(timeoutMs) - Date.now();
+        if (remaining <= 0) throw this.fail(new ConnectError("deadline exceeded before the call could be made", Code.DeadlineExceeded), rpc);
+        try {
+          const res = await transport.unary(method, signal, remaining, await this.headers(header), input, contextValues);
+          this.requests?.inc({ rpc, code: "ok" });
+          return res;
+        } catch (err) {
+          throw this.fail(err, rpc);
+        }
+      },
+      stream: async (method, signal, timeoutMs, header, input, contextValues) => {
+        const inherited = currentScope()?.deadline;
+        const remaining = timeoutMs ?? (inherited === undefined ? undefined : inherited - Date.now());
+        return transport.stream(method, signal, remaining, await this.headers(header), input, contextValues);
       },
     };
   }

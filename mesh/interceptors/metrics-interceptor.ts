@@ -4,13 +4,18 @@ import { wrapIterable } from "./scoped-iterable.js";
 
 /** RED metrics per RPC: requests and errors by code, and a latency histogram (streams: until they end). */
 export function createMetricsInterceptor(registry: Registry): Interceptor {
-  const requests = new Counter({
+  // The network server and the in-process transport of one process share these series.
+  const requests =
+    (registry.getSingleMetric("rpc_server_requests_total") as Counter | undefined) ??
+    new Counter({
     name: "rpc_server_requests_total",
     help: "RPCs handled, by method and status code",
     labelNames: ["rpc", "code"],
     registers: [registry],
   });
-  const duration = new Histogram({
+  const duration =
+    (registry.getSingleMetric("rpc_server_duration_seconds") as Histogram | undefined) ??
+    new Histogram({
     name: "rpc_server_duration_seconds",
     help: "Time from receiving an RPC to finishing its response",
     labelNames: ["rpc"],
