@@ -112,7 +112,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const sockets = new Set<net.Socket>();
 
   // Route each connection by its first bytes: the HTTP/2 client preface starts with "PRI ", no HTTP/1 method does.
-  const listener = net.createServer((socket) => {
+  const listener = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     const route = () => {
