@@ -94,7 +94,7 @@ describe("mesh runtime on etcd @infra", function () {
 
   it("stops calling a SIGKILLed instance once its lease expires, with errors bounded meanwhile", async () => {
     const [, , victim] = await start(3, 3);
-    let echoErrors = 0;
+    const echoErrors: string[] = [];
     let recordErrors = 0;
     const answeredBy = new Set<string>();
     victim!.child.kill("SIGKILL");
@@ -104,12 +104,15 @@ describe("mesh runtime on etcd @infra", function () {
       if (!breakerOpened && Date.now() - killedAt < 2500) {
         breakerOpened = /mesh_breaker_state\{service="im\.testing\.v1\.EchoService",instance="e3"[^}]*\} 2/.test(await metrics.metrics());
       }
-      await echo.echo({ text: "x" }).then((r) => answeredBy.add(r.instanceId), () => echoErrors++);
+      await echo.echo({ text: "x" }).then(
+        (r) => answeredBy.add(r.instanceId),
+        (e: unknown) => echoErrors.push(`${Code[ConnectError.from(e).code]}: ${ConnectError.from(e).rawMessage}`),
+      );
       await echo.record({}).catch(() => recordErrors++);
       await new Promise((r) => setTimeout(r, 20));
     }
     // Echo is idempotent: a failure on the dead instance is retried on a live one.
-    expect(echoErrors).to.equal(0);
+    expect(echoErrors).to.deep.equal([]);
     // Record is not retried: its calls to the dead instance fail, but only until that instance's breaker opens,
     // which happens well before the lease expires.
     expect(breakerOpened, "the dead instance's circuit opened before its lease expired").to.equal(true);

@@ -224,7 +224,10 @@ export class MeshClients {
             return res;
           } catch (err) {
             const code = (err as { code?: string })?.code === "EOPENBREAKER" ? Code.Unavailable : ConnectError.from(err).code;
-            if (!instanceFailures.has(code) || attempt >= attempts || signal?.aborted) throw this.fail(err, rpc);
+            // A stream cut by a dying connection surfaces as Canceled or Aborted; unless the caller cancelled, it is
+            // the instance's failure like Unavailable, and safe to retry for an idempotent call.
+            const instanceFailure = instanceFailures.has(code) || ((code === Code.Canceled || code === Code.Aborted) && !signal?.aborted);
+            if (!instanceFailure || attempt >= attempts || signal?.aborted) throw this.fail(err, rpc);
             tried.add(this.key(target.instance));
             await new Promise((r) => setTimeout(r, Math.min(backoffMs(attempt), Math.max(0, deadline - Date.now()))));
           }
