@@ -23,10 +23,28 @@ export interface UserRow {
   updatedAt: Date;
 }
 
+/** A row of `refresh_tokens`. */
+export interface RefreshTokenRow {
+  id: string;
+  appId: string;
+  userId: string;
+  deviceId: string;
+  deviceName: string;
+  platform: number;
+  familyId: string;
+  tokenHash: string;
+  createdAt: Date;
+  expiresAt: Date;
+  usedAt: Date | null;
+  revokedAt: Date | null;
+}
+
 /** The tables; later issues add theirs here as their repositories need them. */
 export class MemoryTables {
   readonly apps = new Map<string, AppRow>();
   readonly users = new Map<string, UserRow>();
+  /** Keyed by token hash, as the unique key in MySQL. */
+  readonly refreshTokens = new Map<string, RefreshTokenRow>();
 }
 
 /**
