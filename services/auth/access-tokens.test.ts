@@ -85,7 +85,7 @@ describe("auth access tokens", () => {
 
   it("refuses a revoked token", async () => {
     const revoked = new Set<string>();
-    const checking = new AccessTokenVerifier(issuer.publicKeys(), async (jti) => revoked.has(jti));
+    const checking = new AccessTokenVerifier(issuer.publicKeys(), async (q) => revoked.has(q.jti));
     const { token, jti } = await issuer.issue(subject);
     expect(await checking.verify(token)).to.not.equal(undefined);
     revoked.add(jti);

@@ -89,7 +89,8 @@ export class AccessTokenIssuer {
     const jti = randomUUID();
     const iat = Math.floor(now / 1000);
     const exp = iat + accessTokenTtlSeconds;
-    const token = await new SignJWT({ app: subject.appId, dev: subject.deviceId })
+    // iat has second precision; iatms lets a sign-out revoke exactly the tokens issued before it.
+    const token = await new SignJWT({ app: subject.appId, dev: subject.deviceId, iatms: now })
       .setProtectedHeader({ alg: "EdDSA", kid: key.kid, typ: tokenType })
       .setIssuer(issuer)
       .setAudience(audience)
@@ -107,6 +108,16 @@ export class AccessTokenIssuer {
   }
 }
 
+/** What a revocation check looks at: the token's id, and whose and when it is (device and user sign-outs). */
+export interface RevocationQuery {
+  readonly jti: string;
+  readonly appId: string;
+  readonly userId: string;
+  readonly deviceId: string;
+  /** When the token was issued, ms since the epoch. */
+  readonly issuedAt: number;
+}
+
 /**
  * Verifies access tokens locally from the published public keys: only EdDSA, only our issuer, audience and type,
  * unexpired, with every claim present, signed by a key that has not retired, and not revoked.
@@ -117,7 +128,7 @@ export class AccessTokenVerifier {
 
   constructor(
     keys: readonly PublicKeyInfo[],
-    private readonly isRevoked: (jti: string) => Promise<boolean> = async () => false,
+    private readonly isRevoked: (token: RevocationQuery) => Promise<boolean> = async () => false,
   ) {
     this.keySet = createLocalJWKSet({ keys: [] });
     this.setKeys(keys);
@@ -143,7 +154,9 @@ export class AccessTokenVerifier {
       const retireAfter = this.retire.get(protectedHeader.kid ?? "");
       if (retireAfter !== undefined && retireAfter <= now) return undefined;
       if (typeof payload.app !== "string" || typeof payload.dev !== "string" || typeof payload.sub !== "string" || typeof payload.jti !== "string") return undefined;
-      if (await this.isRevoked(payload.jti)) return undefined;
+      const issuedAt = typeof payload.iatms === "number" ? payload.iatms : (payload.iat ?? 0) * 1000;
+      const query = { jti: payload.jti, appId: payload.app, userId: payload.sub, deviceId: payload.dev, issuedAt };
+      if (await this.isRevoked(query)) return undefined;
       return { kind: "user", appId: payload.app, userId: payload.sub, deviceId: payload.dev, tokenId: payload.jti };
     } catch {
       return undefined;

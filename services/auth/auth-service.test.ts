@@ -1,0 +1,188 @@
+// The auth service on a real server (port 0) through the mesh bootstrap, on memory adapters and on MariaDB + Redis.
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { expect } from "chai";
+import { AuthInternalService, AuthService, Platform } from "../../gen/im/auth/v1/auth_pb.js";
+import { startServiceProcess, type ServiceProcess } from "../../mesh/bootstrap.js";
+import { createMeshVerifier, ServiceCredentials } from "../../mesh/identity.js";
+import { createLogger } from "../../mesh/logger.js";
+import { createMetricsRegistry } from "../../mesh/metrics.js";
+import { mount } from "../../mesh/server.js";
+import type { Kv } from "../../platform/kv/kv.js";
+import { MemoryKv } from "../../platform/kv/memory-kv.js";
+import { RedisKv } from "../../platform/kv/redis-kv.js";
+import { MemoryRegistry } from "../../platform/registry/memory-registry.js";
+import { MemoryTables } from "../../platform/store/memory-tables.js";
+import { infraEnv } from "../../test/infra.js";
+import { scratchDatabase } from "../../test/mysql-db.js";
+import { MemoryAccountStore, SqlAccountStore, type AccountStore } from "./account-store.js";
+import { AccessTokenIssuer, AccessTokenVerifier } from "./access-tokens.js";
+import { createAuthServices } from "./auth-service.js";
+import { MemoryRefreshTokenStore, SqlRefreshTokenStore, type RefreshTokenStore } from "./refresh-token-store.js";
+import { Revocations } from "./revocations.js";
+
+interface Backend {
+  accounts: AccountStore;
+  refreshTokens: RefreshTokenStore;
+  kv: Kv;
+  close(): Promise<void>;
+}
+
+const secret = "auth-test-mesh-secret-at-least-32-chars!";
+
+function authSuite(openBackend: () => Promise<Backend>): void {
+  let backend: Backend;
+  let service: ServiceProcess;
+  let registry: MemoryRegistry;
+  let auth: Client<typeof AuthService>;
+  let internal: Client<typeof AuthInternalService>;
+  let apiKey: string;
+  let otherKey: string;
+  const device = (id = "phone") => ({ deviceId: id, name: `My ${id}`, platform: Platform.IOS });
+  const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
+  const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ConnectError.from(e));
+  const register = (username: string, password = "correct horse 42", over: object = {}) =>
+    auth.register({ apiKey, username, password, email: `${username}@example.com`, displayName: username, device: device(), ...over });
+
+  beforeEach(async () => {
+    backend = await openBackend();
+    apiKey = `key-${randomUUID()}`;
+    otherKey = `key-${randomUUID()}`;
+    await backend.accounts.createApp({ id: randomUUID(), name: "Test", apiKey, apiSecretHash: "h" });
+    await backend.accounts.createApp({ id: randomUUID(), name: "Other", apiKey: otherKey, apiSecretHash: "h" });
+    const issuer = await AccessTokenIssuer.generate();
+    const revocations = new Revocations(backend.kv);
+    const verifier = new AccessTokenVerifier(issuer.publicKeys(), (q) => revocations.isRevoked(q));
+    const services = createAuthServices({ ...backend, issuer, verifier, revocations });
+    const credentials = new ServiceCredentials(secret, "auth");
+    registry = new MemoryRegistry();
+    service = await startServiceProcess({
+      name: "auth",
+      port: 0,
+      services: [mount(AuthService, services.auth), mount(AuthInternalService, services.internal)],
+      registry,
+      verifier: createMeshVerifier({ serviceCredentials: credentials, verifyUser: (t) => verifier.verify(t) }),
+      logger: createLogger("auth-test", "silent"),
+      metrics: createMetricsRegistry("auth-test"),
+    });
+    const transport = createGrpcTransport({ baseUrl: service.server.url });
+    auth = createClient(AuthService, transport);
+    internal = createClient(AuthInternalService, transport);
+  });
+  afterEach(async () => {
+    await service.stop(100);
+    await registry.close();
+    await backend.close();
+  });
+
+  it("registers, signs the device in, and the access token works on user RPCs", async () => {
+    const { session } = await register("alice");
+    expect(session?.deviceId).to.equal("phone");
+    const devices = await auth.listDevices({}, bearer(session!.tokens!.accessToken));
+    expect(devices.devices.map((d) => [d.deviceId, d.name, d.current])).to.deep.equal([["phone", "My phone", true]]);
+    const verified = await internal.verifyToken({ accessToken: session!.tokens!.accessToken }, bearer(await new ServiceCredentials(secret, "gateway").token()));
+    expect(verified).to.include({ userId: session!.userId, deviceId: "phone", appId: session!.appId });
+  });
+
+  it("refuses a taken username, a weak password, a bad email and an unknown API key, and stores nothing", async () => {
+    await register("bob");
+    expect((await failure(register("BOB")))?.code).to.equal(Code.AlreadyExists);
+    const weak = await failure(register("carol", "aaaaaaaaaaaa"));
+    expect([weak?.code, weak?.rawMessage]).to.deep.equal([Code.InvalidArgument, "the password repeats too few different characters"]);
+    expect((await failure(register("carol", "correct horse 42", { email: "not-an-email" })))?.code).to.equal(Code.InvalidArgument);
+    expect((await failure(register("carol", "correct horse 42", { apiKey: "nope" })))?.code).to.equal(Code.Unauthenticated);
+    const login = await failure(auth.login({ apiKey, login: { case: "username", value: "carol" }, password: "correct horse 42", device: device() }));
+    expect(login?.code, "carol was never stored").to.equal(Code.Unauthenticated);
+  });
+
+  it("answers a wrong password and an unknown user alike, and keeps apps apart", async () => {
+    await register("dave");
+    const wrong = await failure(auth.login({ apiKey, login: { case: "username", value: "dave" }, password: "not the password", device: device() }));
+    const unknown = await failure(auth.login({ apiKey, login: { case: "username", value: "nobody" }, password: "whatever 123", device: device() }));
+    const otherApp = await failure(auth.login({ apiKey: otherKey, login: { case: "username", value: "dave" }, password: "correct horse 42", device: device() }));
+    for (const err of [wrong, unknown, otherApp]) expect([err?.code, err?.rawMessage]).to.deep.equal([Code.Unauthenticated, "wrong username, email or password"]);
+    const byEmail = await auth.login({ apiKey, login: { case: "email", value: "DAVE@example.com" }, password: "correct horse 42", device: device("laptop") });
+    expect(byEmail.session?.deviceId).to.equal("laptop");
+  });
+
+  it("rotates refresh tokens, and a replayed one ends the whole session", async () => {
+    const { session } = await register("erin");
+    const first = await auth.refreshToken({ refreshToken: session!.tokens!.refreshToken });
+    const second = await auth.refreshToken({ refreshToken: first.session!.tokens!.refreshToken });
+    expect(second.session?.userId).to.equal(session?.userId);
+    const replay = await failure(auth.refreshToken({ refreshToken: session!.tokens!.refreshToken }));
+    expect(replay?.code).to.equal(Code.Unauthenticated);
+    expect(replay?.rawMessage).to.match(/already used/);
+    expect((await failure(auth.refreshToken({ refreshToken: second.session!.tokens!.refreshToken })))?.code, "the newest token died with its family").to.equal(Code.Unauthenticated);
+    expect((await failure(auth.listDevices({}, bearer(second.session!.tokens!.accessToken))))?.code, "and so did the access token").to.equal(Code.Unauthenticated);
+  });
+
+  it("logs out: the access and refresh tokens stop working at once", async () => {
+    const { session } = await register("frank");
+    expect((await auth.logout({}, bearer(session!.tokens!.accessToken))).devicesSignedOut).to.equal(1);
+    expect((await failure(auth.listDevices({}, bearer(session!.tokens!.accessToken))))?.code).to.equal(Code.Unauthenticated);
+    expect((await failure(auth.refreshToken({ refreshToken: session!.tokens!.refreshToken })))?.code).to.equal(Code.Unauthenticated);
+  });
+
+  it("revokes another of the user's devices, and a new sign-in of a device replaces its old session", async () => {
+    const phone = (await register("grace")).session!;
+    const laptop = (await auth.login({ apiKey, login: { case: "username", value: "grace" }, password: "correct horse 42", device: device("laptop") })).session!;
+    const listed = await auth.listDevices({}, bearer(phone.tokens!.accessToken));
+    expect(listed.devices.map((d) => d.deviceId).sort()).to.deep.equal(["laptop", "phone"]);
+    await auth.revokeDevice({ deviceId: "laptop" }, bearer(phone.tokens!.accessToken));
+    expect((await failure(auth.listDevices({}, bearer(laptop.tokens!.accessToken))))?.code).to.equal(Code.Unauthenticated);
+    expect((await failure(auth.refreshToken({ refreshToken: laptop.tokens!.refreshToken })))?.code).to.equal(Code.Unauthenticated);
+    await new Promise((r) => setTimeout(r, 5));
+    const again = (await auth.login({ apiKey, login: { case: "username", value: "grace" }, password: "correct horse 42", device: device("phone") })).session!;
+    expect((await failure(auth.listDevices({}, bearer(phone.tokens!.accessToken))))?.code, "the replaced session").to.equal(Code.Unauthenticated);
+    expect((await auth.listDevices({}, bearer(again.tokens!.accessToken))).devices.map((d) => d.deviceId)).to.deep.equal(["phone"]);
+  });
+
+  it("throttles repeated sign-in attempts on one account with a retry-after", async function () {
+    this.timeout(30_000);
+    await register("heidi");
+    const attempt = () => failure(auth.login({ apiKey, login: { case: "username", value: "heidi" }, password: "guess guess 1", device: device() }));
+    const codes: Code[] = [];
+    for (let i = 0; i < 11; i++) codes.push((await attempt())!.code);
+    expect(codes.slice(0, 10).every((c) => c === Code.Unauthenticated)).to.equal(true);
+    const limited = await attempt();
+    expect(limited?.code).to.equal(Code.ResourceExhausted);
+    expect(Number(limited?.metadata.get("retry-after"))).to.be.within(1, 900);
+    const rightPassword = await failure(auth.login({ apiKey, login: { case: "username", value: "heidi" }, password: "correct horse 42", device: device() }));
+    expect(rightPassword?.code, "even the right password waits").to.equal(Code.ResourceExhausted);
+  });
+
+  it("refuses user RPCs without a token or with a service credential instead, and internal RPCs with a user token", async () => {
+    const { session } = await register("ivan");
+    expect((await failure(auth.listDevices({})))?.code).to.equal(Code.Unauthenticated);
+    expect((await failure(auth.listDevices({}, bearer(await new ServiceCredentials(secret, "gateway").token()))))?.code).to.equal(Code.Unauthenticated);
+    expect((await failure(internal.verifyToken({ accessToken: "x" }, bearer(session!.tokens!.accessToken))))?.code).to.equal(Code.Unauthenticated);
+  });
+}
+
+describe("auth service: memory adapters", function () {
+  this.timeout(20_000);
+  authSuite(async () => {
+    const tables = new MemoryTables();
+    const kv = new MemoryKv();
+    return { accounts: new MemoryAccountStore(tables), refreshTokens: new MemoryRefreshTokenStore(tables), kv, close: () => kv.close() };
+  });
+});
+
+describe("auth service: MariaDB and Redis @infra", function () {
+  this.timeout(30_000);
+  authSuite(async () => {
+    const scratch = await scratchDatabase();
+    const kv = await RedisKv.connect(infraEnv("IM_REDIS_URL"));
+    return {
+      accounts: new SqlAccountStore(scratch.db),
+      refreshTokens: new SqlRefreshTokenStore(scratch.db),
+      kv,
+      close: async () => {
+        await kv.close();
+        await scratch.drop();
+      },
+    };
+  });
+});

@@ -1,0 +1,211 @@
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  type AuthInternalService,
+  type AuthService,
+  type DeviceInfo,
+  DeviceSchema,
+  type Session,
+  SessionSchema,
+} from "../../gen/im/auth/v1/auth_pb.js";
+import { identityKey } from "../../mesh/interceptors/auth-interceptor.js";
+import type { Identity } from "../../mesh/identity.js";
+import type { Kv } from "../../platform/kv/kv.js";
+import type { Account, AccountStore } from "./account-store.js";
+import type { AccessTokenIssuer, AccessTokenVerifier } from "./access-tokens.js";
+import { hashPassword, passwordWeakness, verifyPassword } from "./passwords.js";
+import type { RefreshTokenStore } from "./refresh-token-store.js";
+import type { Revocations } from "./revocations.js";
+
+/** Refresh tokens (and so sessions left unused) last 30 days. */
+const refreshTtlMs = 30 * 24 * 3_600_000;
+
+/** Login attempts: 10 per account per 15 minutes, 30 per client address with one more each second. */
+const perAccount = { capacity: 10, refillPerSecond: 10 / 900 };
+const perAddress = { capacity: 30, refillPerSecond: 1 };
+
+/** What the auth handlers work with. */
+export interface AuthDeps {
+  readonly accounts: AccountStore;
+  readonly refreshTokens: RefreshTokenStore;
+  readonly issuer: AccessTokenIssuer;
+  readonly verifier: AccessTokenVerifier;
+  readonly revocations: Revocations;
+  readonly kv: Kv;
+}
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+const invalidLogin = () => new ConnectError("wrong username, email or password", Code.Unauthenticated);
+
+function caller(ctx: HandlerContext): Extract<Identity, { kind: "user" }> {
+  const identity = ctx.values.get(identityKey);
+  if (identity?.kind !== "user") throw new ConnectError("this RPC needs a user's access token", Code.Unauthenticated);
+  return identity;
+}
+
+/** The client's address as the gateway forwards it; the gateway overwrites whatever a client sent. */
+function clientAddress(ctx: HandlerContext): string {
+  return ctx.requestHeader.get("x-forwarded-for")?.split(",")[0]?.trim() || "unknown";
+}
+
+/** Builds the auth service's handlers (public and internal) over its stores and keys. */
+export function createAuthServices(deps: AuthDeps): {
+  auth: ServiceImpl<typeof AuthService>;
+  internal: ServiceImpl<typeof AuthInternalService>;
+} {
+  const session = async (account: Account, device: DeviceInfo, familyId: string = randomUUID()): Promise<Session> => {
+    const access = await deps.issuer.issue({ appId: account.appId, userId: account.id, deviceId: device.deviceId });
+    const refresh = randomBytes(32).toString("base64url");
+    const refreshExpires = new Date(Date.now() + refreshTtlMs);
+    await deps.refreshTokens.insert({
+      id: randomUUID(),
+      appId: account.appId,
+      userId: account.id,
+      deviceId: device.deviceId,
+      deviceName: device.name,
+      platform: device.platform,
+      familyId,
+      tokenHash: sha256(refresh),
+      expiresAt: refreshExpires,
+    });
+    return create(SessionSchema, {
+      appId: account.appId,
+      userId: account.id,
+      deviceId: device.deviceId,
+      tokens: {
+        accessToken: access.token,
+        accessExpiresAt: timestampFromDate(access.expiresAt),
+        refreshToken: refresh,
+        refreshExpiresAt: timestampFromDate(refreshExpires),
+      },
+    });
+  };
+
+  const appFor = async (apiKey: string) => {
+    const app = await deps.accounts.findAppByApiKey(apiKey);
+    if (app === undefined) throw new ConnectError("unknown API key: use the key of your app", Code.Unauthenticated);
+    return app;
+  };
+
+  const throttle = async (key: string, bucket: typeof perAccount, what: string) => {
+    const taken = await deps.kv.take(key, bucket);
+    if (taken.allowed) return;
+    const seconds = Math.ceil(taken.retryAfterMs / 1000);
+    throw new ConnectError(`too many sign-in attempts ${what}; try again in ${seconds} s`, Code.ResourceExhausted, { "retry-after": String(seconds) });
+  };
+
+  /** Signs a device out everywhere it matters: its refresh tokens and every access token issued to it so far. */
+  const signOutDevice = async (appId: string, userId: string, deviceId: string) => {
+    await deps.revocations.revokeDevice(appId, userId, deviceId);
+    return deps.refreshTokens.revokeDevice(appId, userId, deviceId, new Date());
+  };
+
+  const auth: ServiceImpl<typeof AuthService> = {
+    async register(req) {
+      const app = await appFor(req.apiKey);
+      const email = req.email === "" ? null : req.email.toLowerCase();
+      const weakness = passwordWeakness(req.password, { username: req.username, email });
+      if (weakness !== undefined) throw new ConnectError(weakness, Code.InvalidArgument);
+      const account = await deps.accounts.createAccount({
+        appId: app.id,
+        id: randomUUID(),
+        username: req.username,
+        email,
+        displayName: req.displayName || req.username,
+        passwordHash: await hashPassword(req.password),
+      });
+      return { session: await session(account, req.device!) };
+    },
+
+    async login(req, ctx) {
+      const app = await appFor(req.apiKey);
+      const login = req.login.case === "email" ? req.login.value.toLowerCase() : (req.login.value ?? "").toLowerCase();
+      await throttle(`rl:login:address:${clientAddress(ctx)}`, perAddress, "from this address");
+      await throttle(`rl:login:account:${app.id}:${login}`, perAccount, "for this account");
+      const account =
+        req.login.case === "email" ? await deps.accounts.findAccountByEmail(app.id, login) : await deps.accounts.findAccountByUsername(app.id, login);
+      // verifyPassword spends the same time whether or not the account exists.
+      const check = await verifyPassword(req.password, account?.passwordHash);
+      if (account === undefined || !check.ok) throw invalidLogin();
+      if (check.needsRehash) await deps.accounts.setPasswordHash(app.id, account.id, await hashPassword(req.password));
+      // A second sign-in of the same device replaces its session.
+      await signOutDevice(app.id, account.id, req.device!.deviceId);
+      return { session: await session(account, req.device!) };
+    },
+
+    async refreshToken(req) {
+      const now = new Date();
+      const used = await deps.refreshTokens.consume(sha256(req.refreshToken), now);
+      if (used === undefined) throw new ConnectError("unknown refresh token: sign in again", Code.Unauthenticated);
+      const { record } = used;
+      if (!used.firstUse) {
+        // A used token came back: someone holds a copy. End the whole sign-in chain and its access tokens.
+        await deps.refreshTokens.revokeFamily(record.familyId, now);
+        await deps.revocations.revokeDevice(record.appId, record.userId, record.deviceId);
+        throw new ConnectError("this refresh token was already used; the session has been ended, sign in again", Code.Unauthenticated);
+      }
+      if (record.revokedAt !== null || record.expiresAt <= now) throw new ConnectError("the session has ended: sign in again", Code.Unauthenticated);
+      const account = await deps.accounts.findAccount(record.appId, record.userId);
+      if (account === undefined) throw new ConnectError("the account no longer exists", Code.Unauthenticated);
+      const device = { deviceId: record.deviceId, name: record.deviceName, platform: record.platform } as DeviceInfo;
+      return { session: await session(account, device, record.familyId) };
+    },
+
+    async logout(req, ctx) {
+      const me = caller(ctx);
+      await deps.revocations.revokeToken(me.tokenId);
+      if (req.allDevices) {
+        const devices = await deps.refreshTokens.devices(me.appId, me.userId, new Date());
+        await deps.revocations.revokeUser(me.appId, me.userId);
+        await deps.refreshTokens.revokeUser(me.appId, me.userId, new Date());
+        return { devicesSignedOut: Math.max(1, devices.length) };
+      }
+      await signOutDevice(me.appId, me.userId, me.deviceId);
+      return { devicesSignedOut: 1 };
+    },
+
+    async listDevices(_req, ctx) {
+      const me = caller(ctx);
+      const devices = await deps.refreshTokens.devices(me.appId, me.userId, new Date());
+      return {
+        devices: devices.map((d) =>
+          create(DeviceSchema, {
+            deviceId: d.deviceId,
+            name: d.deviceName,
+            platform: d.platform,
+            lastActiveAt: timestampFromDate(d.lastActiveAt),
+            current: d.deviceId === me.deviceId,
+          }),
+        ),
+      };
+    },
+
+    async revokeDevice(req, ctx) {
+      const me = caller(ctx);
+      await signOutDevice(me.appId, me.userId, req.deviceId);
+      return {};
+    },
+  };
+
+  const internal: ServiceImpl<typeof AuthInternalService> = {
+    async verifyToken(req) {
+      const identity = await deps.verifier.verify(req.accessToken);
+      if (identity === undefined) throw new ConnectError("the access token is invalid, expired or revoked", Code.Unauthenticated);
+      return { appId: identity.appId, userId: identity.userId, deviceId: identity.deviceId, jti: identity.tokenId };
+    },
+    async listVerificationKeys() {
+      return {
+        keys: deps.issuer.publicKeys().map((k) => ({
+          kid: k.kid,
+          jwkJson: JSON.stringify(k.jwk),
+          retireAfter: k.retireAfter === undefined ? undefined : timestampFromDate(new Date(k.retireAfter)),
+        })),
+      };
+    },
+  };
+
+  return { auth, internal };
+}
