@@ -13,7 +13,7 @@ import { MemoryKv } from "../platform/kv/memory-kv.js";
 import { MemoryRegistry } from "../platform/registry/memory-registry.js";
 import { demo, seedDemo } from "../platform/store/demo-data.js";
 import { MemoryTables } from "../platform/store/memory-tables.js";
-import { AuthInternalService, AuthService } from "../gen/im/auth/v1/auth_pb.js";
+import { AuthAdminService, AuthInternalService, AuthService } from "../gen/im/auth/v1/auth_pb.js";
 import { UserService } from "../gen/im/user/v1/user_pb.js";
 import { MemoryAccountStore } from "./auth/account-store.js";
 import { AccessTokenIssuer, AccessTokenVerifier } from "./auth/access-tokens.js";
@@ -49,6 +49,7 @@ try {
   const services: MountedService[] = [
     mount(AuthService, auth.auth),
     mount(AuthInternalService, auth.internal),
+    mount(AuthAdminService, auth.admin),
     mount(UserService, createUserService({ profiles: new MemoryProfileStore(tables), kv })),
   ];
   const clients = new MeshClients({ directory, credentials, metrics, local: createLocalTransport(services, { logger, metrics, verifier }) });

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
-import { AuthInternalService, AuthService, Platform } from "../../gen/im/auth/v1/auth_pb.js";
+import { AuthAdminService, AuthInternalService, AuthService, Platform } from "../../gen/im/auth/v1/auth_pb.js";
 import { startServiceProcess, type ServiceProcess } from "../../mesh/bootstrap.js";
 import { createMeshVerifier, ServiceCredentials } from "../../mesh/identity.js";
 import { createLogger } from "../../mesh/logger.js";
@@ -37,6 +37,8 @@ function authSuite(openBackend: () => Promise<Backend>): void {
   let registry: MemoryRegistry;
   let auth: Client<typeof AuthService>;
   let internal: Client<typeof AuthInternalService>;
+  let admin: Client<typeof AuthAdminService>;
+  const adminToken = "operator-token-from-configuration-000";
   let apiKey: string;
   let otherKey: string;
   const device = (id = "phone") => ({ deviceId: id, name: `My ${id}`, platform: Platform.IOS });
@@ -60,15 +62,16 @@ function authSuite(openBackend: () => Promise<Backend>): void {
     service = await startServiceProcess({
       name: "auth",
       port: 0,
-      services: [mount(AuthService, services.auth), mount(AuthInternalService, services.internal)],
+      services: [mount(AuthService, services.auth), mount(AuthInternalService, services.internal), mount(AuthAdminService, services.admin)],
       registry,
-      verifier: createMeshVerifier({ serviceCredentials: credentials, verifyUser: (t) => verifier.verify(t) }),
+      verifier: createMeshVerifier({ serviceCredentials: credentials, adminToken, verifyUser: (t) => verifier.verify(t) }),
       logger: createLogger("auth-test", "silent"),
       metrics: createMetricsRegistry("auth-test"),
     });
     const transport = createGrpcTransport({ baseUrl: service.server.url });
     auth = createClient(AuthService, transport);
     internal = createClient(AuthInternalService, transport);
+    admin = createClient(AuthAdminService, transport);
   });
   afterEach(async () => {
     await service.stop(100);
@@ -151,6 +154,23 @@ function authSuite(openBackend: () => Promise<Backend>): void {
     expect(Number(limited?.metadata.get("retry-after"))).to.be.within(1, 900);
     const rightPassword = await failure(auth.login({ apiKey, login: { case: "username", value: "heidi" }, password: "correct horse 42", device: device() }));
     expect(rightPassword?.code, "even the right password waits").to.equal(Code.ResourceExhausted);
+  });
+
+  it("lets the operator create an app whose users can register, and rotate its secret; nobody else", async () => {
+    const created = await admin.createApp({ name: "New App" }, bearer(adminToken));
+    expect(created.apiKey).to.match(/^ak_[A-Za-z0-9_-]{22}$/);
+    expect(created.apiSecret).to.have.length(43);
+    const stored = await backend.accounts.findApp(created.appId);
+    expect(stored?.apiSecretHash).to.match(/^sha256\$[0-9a-f]{64}$/);
+    expect(stored?.apiSecretHash).to.not.contain(created.apiSecret);
+    const { session } = await auth.register({ apiKey: created.apiKey, username: "judy", password: "correct horse 42", device: device() });
+    expect(session?.appId).to.equal(created.appId);
+    const rotated = await admin.rotateAppSecret({ appId: created.appId }, bearer(adminToken));
+    expect(rotated.apiSecret).to.not.equal(created.apiSecret);
+    expect((await backend.accounts.findApp(created.appId))?.apiSecretHash).to.not.equal(stored?.apiSecretHash);
+    expect((await failure(admin.rotateAppSecret({ appId: randomUUID() }, bearer(adminToken))))?.code).to.equal(Code.NotFound);
+    expect((await failure(admin.createApp({ name: "x" }, bearer("operator-token-guess-0000000000000"))))?.code).to.equal(Code.Unauthenticated);
+    expect((await failure(admin.createApp({ name: "x" }, bearer(session!.tokens!.accessToken))))?.code).to.equal(Code.Unauthenticated);
   });
 
   it("refuses user RPCs without a token or with a service credential instead, and internal RPCs with a user token", async () => {

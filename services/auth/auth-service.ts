@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
+  type AuthAdminService,
   type AuthInternalService,
   type AuthService,
   type DeviceInfo,
@@ -55,6 +56,7 @@ function clientAddress(ctx: HandlerContext): string {
 export function createAuthServices(deps: AuthDeps): {
   auth: ServiceImpl<typeof AuthService>;
   internal: ServiceImpl<typeof AuthInternalService>;
+  admin: ServiceImpl<typeof AuthAdminService>;
 } {
   const session = async (account: Account, device: DeviceInfo, familyId: string = randomUUID()): Promise<Session> => {
     const access = await deps.issuer.issue({ appId: account.appId, userId: account.id, deviceId: device.deviceId });
@@ -207,5 +209,26 @@ export function createAuthServices(deps: AuthDeps): {
     },
   };
 
-  return { auth, internal };
+  // App secrets are 256 random bits, so a fast hash is enough to keep the stored copy useless to a thief.
+  const newSecret = () => {
+    const secret = randomBytes(32).toString("base64url");
+    return { secret, hash: `sha256$${sha256(secret)}` };
+  };
+
+  const admin: ServiceImpl<typeof AuthAdminService> = {
+    async createApp(req) {
+      const id = randomUUID();
+      const apiKey = `ak_${randomBytes(16).toString("base64url")}`;
+      const { secret, hash } = newSecret();
+      await deps.accounts.createApp({ id, name: req.name, apiKey, apiSecretHash: hash });
+      return { appId: id, apiKey, apiSecret: secret };
+    },
+    async rotateAppSecret(req) {
+      const { secret, hash } = newSecret();
+      if (!(await deps.accounts.setAppSecretHash(req.appId, hash))) throw new ConnectError(`no app ${req.appId}`, Code.NotFound);
+      return { apiSecret: secret };
+    },
+  };
+
+  return { auth, internal, admin };
 }
