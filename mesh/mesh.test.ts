@@ -8,7 +8,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { expect } from "chai";
 import { UserService } from "../gen/im/user/v1/user_pb.js";
 import { EchoService } from "../gen/im/testing/v1/echo_pb.js";
-import { eventually } from "../platform/bus/bus.contract.js";
+import { eventually } from "../test/eventually.js";
 import { EtcdRegistry } from "../platform/registry/etcd-registry.js";
 import { infraEnv } from "../test/infra.js";
 import { ServiceDirectory } from "./directory.js";

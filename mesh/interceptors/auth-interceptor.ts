@@ -1,5 +1,5 @@
 import { getOption } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { Access, method as methodRules } from "../../gen/im/options/v1/options_pb.js";
 import { currentScope } from "../call-scope.js";
@@ -7,6 +7,13 @@ import type { CredentialVerifier, Identity } from "../identity.js";
 
 /** The verified caller, for handlers: `ctx.values.get(identityKey)`. */
 export const identityKey = createContextKey<Identity | undefined>(undefined, { description: "verified caller" });
+
+/** The verified end user behind a call, for handlers of USER RPCs; Unauthenticated when the caller is not one. */
+export function requireUser(ctx: HandlerContext): Extract<Identity, { kind: "user" }> {
+  const identity = ctx.values.get(identityKey);
+  if (identity?.kind !== "user") throw new ConnectError("this RPC needs a user's access token", Code.Unauthenticated);
+  return identity;
+}
 
 /** Services that answer without a credential whatever their options say: probes must reach health. */
 const openServices = new Set([Health.typeName]);

@@ -1,20 +1,12 @@
 // The behaviour every Bus adapter must show; bus.test.ts runs it against the in-memory and the Kafka adapter.
 import { randomUUID } from "node:crypto";
 import { expect } from "chai";
+import { eventually } from "../../test/eventually.js";
 import type { Bus, BusRecord, Subscription } from "./bus.js";
 import type { TopicSpec } from "./topics.js";
 
 const text = (r: BusRecord) => new TextDecoder().decode(r.value);
 const bytes = (s: string) => new TextEncoder().encode(s);
-
-/** Polls until the condition holds, failing with the description after timeoutMs. */
-export async function eventually(what: string, condition: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Registers the shared Bus cases for one adapter; `open` returns a connected bus. */
 export function busContract(open: () => Promise<Bus>, cleanup: (bus: Bus, topic: string) => Promise<void> = async () => {}): void {

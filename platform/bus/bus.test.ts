@@ -3,7 +3,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { infraEnv } from "../../test/infra.js";
 import { TestKafkaBroker } from "../../test/kafka-broker.js";
 import { UnavailableError } from "../errors.js";
-import { eventually } from "./bus.contract.js";
+import { eventually } from "../../test/eventually.js";
 import { busContract } from "./bus.contract.js";
 import { KafkaBus } from "./kafka-bus.js";
 import { MemoryBus } from "./memory-bus.js";

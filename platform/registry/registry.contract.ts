@@ -1,7 +1,7 @@
 // The behaviour every Registry adapter must show; registry.test.ts runs it against memory and etcd.
 import { randomUUID } from "node:crypto";
 import { expect } from "chai";
-import { eventually } from "../bus/bus.contract.js";
+import { eventually } from "../../test/eventually.js";
 import { decodeInstance, instanceKey, type PrefixView, type Registry, type ServiceInstance, type ViewEvent } from "./registry.js";
 
 /** What the suite needs from an adapter besides the port: a way to end a lease behind the client's back. */

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { eventually } from "../bus/bus.contract.js";
+import { eventually } from "../../test/eventually.js";
 import { infraEnv } from "../../test/infra.js";
 import { freePort, TestProcess } from "../../test/processes.js";
 import { UnavailableError } from "../errors.js";

@@ -11,8 +11,7 @@ import {
   type Session,
   SessionSchema,
 } from "../../gen/im/auth/v1/auth_pb.js";
-import { identityKey } from "../../mesh/interceptors/auth-interceptor.js";
-import type { Identity } from "../../mesh/identity.js";
+import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import type { Kv } from "../../platform/kv/kv.js";
 import type { Account, AccountStore } from "./account-store.js";
 import type { AccessTokenIssuer, AccessTokenVerifier } from "./access-tokens.js";
@@ -41,11 +40,6 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
 const invalidLogin = () => new ConnectError("wrong username, email or password", Code.Unauthenticated);
 
-function caller(ctx: HandlerContext): Extract<Identity, { kind: "user" }> {
-  const identity = ctx.values.get(identityKey);
-  if (identity?.kind !== "user") throw new ConnectError("this RPC needs a user's access token", Code.Unauthenticated);
-  return identity;
-}
 
 /** The client's address as the gateway forwards it; the gateway overwrites whatever a client sent. */
 function clientAddress(ctx: HandlerContext): string {
@@ -157,7 +151,7 @@ export function createAuthServices(deps: AuthDeps): {
     },
 
     async logout(req, ctx) {
-      const me = caller(ctx);
+      const me = requireUser(ctx);
       await deps.revocations.revokeToken(me.tokenId);
       if (req.allDevices) {
         const devices = await deps.refreshTokens.devices(me.appId, me.userId, new Date());
@@ -170,7 +164,7 @@ export function createAuthServices(deps: AuthDeps): {
     },
 
     async listDevices(_req, ctx) {
-      const me = caller(ctx);
+      const me = requireUser(ctx);
       const devices = await deps.refreshTokens.devices(me.appId, me.userId, new Date());
       return {
         devices: devices.map((d) =>
@@ -186,7 +180,7 @@ export function createAuthServices(deps: AuthDeps): {
     },
 
     async revokeDevice(req, ctx) {
-      const me = caller(ctx);
+      const me = requireUser(ctx);
       await signOutDevice(me.appId, me.userId, req.deviceId);
       return {};
     },

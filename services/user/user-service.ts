@@ -1,19 +1,14 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type User, UserSchema, type UserService } from "../../gen/im/user/v1/user_pb.js";
-import { identityKey } from "../../mesh/interceptors/auth-interceptor.js";
+import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import type { Kv } from "../../platform/kv/kv.js";
 import type { Profile, ProfileStore } from "./profile-store.js";
 
 /** Cached profiles live five minutes; an update drops the entry at once. */
 const cacheTtlMs = 5 * 60_000;
 
-function caller(ctx: HandlerContext) {
-  const identity = ctx.values.get(identityKey);
-  if (identity?.kind !== "user") throw new ConnectError("this RPC needs a user's access token", Code.Unauthenticated);
-  return identity;
-}
 
 /** A profile as the caller may see it: the email only on their own. */
 function toUser(p: Profile, viewerId: string): User {
@@ -56,21 +51,21 @@ export function createUserService(deps: { profiles: ProfileStore; kv: Kv }): Ser
 
   return {
     async getUser(req, ctx) {
-      const me = caller(ctx);
+      const me = requireUser(ctx);
       const profile = await cachedProfile(me.appId, req.userId);
       if (profile === undefined) throw new ConnectError(`no user ${req.userId} in this app`, Code.NotFound);
       return { user: toUser(profile, me.userId) };
     },
 
     async batchGetUsers(req, ctx) {
-      const me = caller(ctx);
+      const me = requireUser(ctx);
       const profiles = await deps.profiles.batchGet(me.appId, req.userIds);
       const found = new Set(profiles.map((p) => p.id));
       return { users: profiles.map((p) => toUser(p, me.userId)), missingUserIds: req.userIds.filter((id) => !found.has(id)) };
     },
 
     async updateProfile(req, ctx) {
-      const me = caller(ctx);
+      const me = requireUser(ctx);
       const displayName = req.displayName?.trim();
       if (displayName !== undefined && displayName === "") throw new ConnectError("display_name cannot be blank", Code.InvalidArgument);
       if (req.avatarUrl !== undefined && req.avatarUrl !== "") {
@@ -89,7 +84,7 @@ export function createUserService(deps: { profiles: ProfileStore; kv: Kv }): Ser
     },
 
     async searchUsers(req, ctx) {
-      const me = caller(ctx);
+      const me = requireUser(ctx);
       const page = await deps.profiles.search(me.appId, req.query, req.pageSize || 20, decodeCursor(req.pageToken));
       return {
         users: page.profiles.map((p) => toUser(p, me.userId)),
