@@ -183,6 +183,12 @@ export class MeshClients {
     return inherited === undefined ? own : Math.min(own, inherited);
   }
 
+  /** A stream's own timeout, else what is left of the incoming call's deadline; streams get no default deadline. */
+  private streamTimeout(timeoutMs: number | undefined): number | undefined {
+    const inherited = currentScope()?.deadline;
+    return timeoutMs ?? (inherited === undefined ? undefined : inherited - Date.now());
+  }
+
   private fail(err: unknown, rpc: string): ConnectError {
     const ce = (err as { code?: string })?.code === "EOPENBREAKER" ? new ConnectError("circuit open", Code.Unavailable) : ConnectError.from(err);
     this.requests?.inc({ rpc, code: Code[ce.code] });
@@ -243,8 +249,7 @@ export class MeshClients {
       ): Promise<StreamResponse<I, O>> => {
         // A stream cannot be replayed, so it gets one instance and no retry; it has no default deadline either.
         const rpc = `${service}/${method.name}`;
-        const inherited = currentScope()?.deadline;
-        const remaining = timeoutMs ?? (inherited === undefined ? undefined : inherited - Date.now());
+        const remaining = this.streamTimeout(timeoutMs);
         try {
           const target = this.pick(service, new Set());
           return await target.transport.stream(method, signal, remaining, await this.headers(header), input, contextValues);
@@ -271,8 +276,7 @@ export class MeshClients {
         }
       },
       stream: async (method, signal, timeoutMs, header, input, contextValues) => {
-        const inherited = currentScope()?.deadline;
-        const remaining = timeoutMs ?? (inherited === undefined ? undefined : inherited - Date.now());
+        const remaining = this.streamTimeout(timeoutMs);
         return transport.stream(method, signal, remaining, await this.headers(header), input, contextValues);
       },
     };

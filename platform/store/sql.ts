@@ -52,22 +52,22 @@ class Executor implements SqlExecutor {
     protected readonly timeout: number,
   ) {}
 
-  async query<T extends RowDataPacket>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+  /** Runs one statement with the time-out, turning lost connections into UnavailableError. */
+  private async run<R extends RowDataPacket[] | ResultSetHeader>(sql: string, params: readonly SqlValue[]): Promise<R> {
     try {
-      const [rows] = await this.target.query<T[]>({ sql, timeout: this.timeout }, params as SqlValue[]);
-      return rows;
+      const [result] = await this.target.query<R>({ sql, timeout: this.timeout }, params as SqlValue[]);
+      return result;
     } catch (err) {
       throw mapError(err);
     }
   }
 
-  async execute(sql: string, params: readonly SqlValue[] = []): Promise<ResultSetHeader> {
-    try {
-      const [result] = await this.target.query<ResultSetHeader>({ sql, timeout: this.timeout }, params as SqlValue[]);
-      return result;
-    } catch (err) {
-      throw mapError(err);
-    }
+  query<T extends RowDataPacket>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    return this.run<T[]>(sql, params);
+  }
+
+  execute(sql: string, params: readonly SqlValue[] = []): Promise<ResultSetHeader> {
+    return this.run<ResultSetHeader>(sql, params);
   }
 }
 
