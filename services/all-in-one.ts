@@ -13,13 +13,13 @@ import { MemoryKv } from "../platform/kv/memory-kv.js";
 import { MemoryRegistry } from "../platform/registry/memory-registry.js";
 import { demo, seedDemo } from "../platform/store/demo-data.js";
 import { MemoryTables } from "../platform/store/memory-tables.js";
+import { AccessTokenVerifier, Revocations } from "../mesh/user-tokens.js";
 import { AuthAdminService, AuthInternalService, AuthService } from "../gen/im/auth/v1/auth_pb.js";
 import { UserService } from "../gen/im/user/v1/user_pb.js";
 import { MemoryAccountStore } from "./auth/account-store.js";
-import { AccessTokenIssuer, AccessTokenVerifier } from "./auth/access-tokens.js";
+import { AccessTokenIssuer } from "./auth/access-tokens.js";
 import { createAuthServices } from "./auth/auth-service.js";
 import { MemoryRefreshTokenStore } from "./auth/refresh-token-store.js";
-import { Revocations } from "./auth/revocations.js";
 import { MemoryProfileStore } from "./user/profile-store.js";
 import { createUserService } from "./user/user-service.js";
 

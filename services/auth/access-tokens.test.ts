@@ -1,7 +1,8 @@
 import { createHmac } from "node:crypto";
 import { expect } from "chai";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { accessTokenTtlSeconds, AccessTokenIssuer, AccessTokenVerifier } from "./access-tokens.js";
+import { accessTokenTtlSeconds, AccessTokenVerifier } from "../../mesh/user-tokens.js";
+import { AccessTokenIssuer } from "./access-tokens.js";
 
 const subject = { appId: "00000000-0000-0000-0000-000000000001", userId: "a11ce000-0000-4000-8000-000000000001", deviceId: "phone" };
 const b64 = (v: object | string) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
@@ -115,5 +116,32 @@ describe("auth access tokens", () => {
     expect(await new AccessTokenVerifier(b.publicKeys()).verify(token)).to.not.equal(undefined);
     const err = await AccessTokenIssuer.fromPrivateJwks([{ kty: "OKP", crv: "Ed25519", x: jwk.x! }]).catch((e: unknown) => e);
     expect((err as Error).message).to.match(/private Ed25519 JWKs with a kid/);
+  });
+
+  it("a verifier fed by a key source learns a rotated key from the first token it signs, at most once per interval", async () => {
+    let fetches = 0;
+    const source = { fetch: async () => (fetches++, issuer.publicKeys()), minRefetchMs: 60_000 };
+    const remote = await AccessTokenVerifier.fromSource(source);
+    expect(await remote.verify((await issuer.issue(subject)).token)).to.not.equal(undefined);
+    expect(fetches).to.equal(1);
+    await issuer.rotate();
+    // The fetch at start was just now, so the unknown key id does not trigger another one yet.
+    expect(await remote.verify((await issuer.issue(subject)).token)).to.equal(undefined);
+    const later = new AccessTokenVerifier([], undefined, { fetch: source.fetch, minRefetchMs: 0 });
+    expect(await later.verify((await issuer.issue(subject)).token)).to.not.equal(undefined);
+    expect(fetches).to.equal(2);
+    // A forged key id costs at most one fetch per interval, never one per token.
+    const spammed = await AccessTokenVerifier.fromSource(source);
+    const [, payload, sig] = (await issuer.issue(subject)).token.split(".");
+    for (let i = 0; i < 20; i++) await spammed.verify(`${b64({ alg: "EdDSA", kid: `forged-${i}`, typ: "at+jwt" })}.${payload}.${sig}`);
+    expect(fetches).to.equal(3);
+  });
+
+  it("a failing revocation lookup rejects instead of calling the token invalid", async () => {
+    const down = new AccessTokenVerifier(issuer.publicKeys(), async () => {
+      throw new Error("kv down");
+    });
+    const err = await down.verify((await issuer.issue(subject)).token).catch((e: unknown) => e);
+    expect((err as Error).message).to.equal("kv down");
   });
 });

@@ -17,10 +17,10 @@ import { MemoryTables } from "../../platform/store/memory-tables.js";
 import { infraEnv } from "../../test/infra.js";
 import { scratchDatabase } from "../../test/mysql-db.js";
 import { MemoryAccountStore, SqlAccountStore, type AccountStore } from "./account-store.js";
-import { AccessTokenIssuer, AccessTokenVerifier } from "./access-tokens.js";
+import { AccessTokenVerifier, Revocations } from "../../mesh/user-tokens.js";
+import { AccessTokenIssuer } from "./access-tokens.js";
 import { createAuthServices } from "./auth-service.js";
 import { MemoryRefreshTokenStore, SqlRefreshTokenStore, type RefreshTokenStore } from "./refresh-token-store.js";
-import { Revocations } from "./revocations.js";
 
 interface Backend {
   accounts: AccountStore;

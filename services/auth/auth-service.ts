@@ -14,10 +14,10 @@ import {
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import type { Kv } from "../../platform/kv/kv.js";
 import type { Account, AccountStore } from "./account-store.js";
-import type { AccessTokenIssuer, AccessTokenVerifier } from "./access-tokens.js";
+import type { AccessTokenVerifier, Revocations } from "../../mesh/user-tokens.js";
+import type { AccessTokenIssuer } from "./access-tokens.js";
 import { hashPassword, passwordWeakness, verifyPassword } from "./passwords.js";
 import type { RefreshTokenStore } from "./refresh-token-store.js";
-import type { Revocations } from "./revocations.js";
 
 /** Refresh tokens (and so sessions left unused) last 30 days. */
 const refreshTtlMs = 30 * 24 * 3_600_000;

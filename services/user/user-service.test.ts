@@ -16,7 +16,8 @@ import { MemoryRegistry } from "../../platform/registry/memory-registry.js";
 import { MemoryTables } from "../../platform/store/memory-tables.js";
 import { infraEnv } from "../../test/infra.js";
 import { scratchDatabase } from "../../test/mysql-db.js";
-import { AccessTokenIssuer, AccessTokenVerifier } from "../auth/access-tokens.js";
+import { AccessTokenIssuer } from "../auth/access-tokens.js";
+import { AccessTokenVerifier } from "../../mesh/user-tokens.js";
 import { MemoryProfileStore, SqlProfileStore, type ProfileStore } from "./profile-store.js";
 import { createUserService } from "./user-service.js";
 
