@@ -5,6 +5,7 @@ import { expect } from "chai";
 import { EchoService } from "../gen/im/testing/v1/echo_pb.js";
 import { MemoryRegistry } from "../platform/registry/memory-registry.js";
 import { createEchoService } from "../test/echo-service.js";
+import { rpcError } from "../test/rpc-errors.js";
 import { createLocalTransport, startServiceProcess, type ServiceProcess } from "./bootstrap.js";
 import { ServiceDirectory } from "./directory.js";
 import { createMeshVerifier, ServiceCredentials } from "./identity.js";
@@ -46,7 +47,7 @@ describe("all-in-one mode", () => {
     const text = await metrics.metrics();
     expect(text).to.match(/rpc_server_requests_total\{rpc="im\.testing\.v1\.EchoService\/Echo",code="ok"[^}]*\} 1/);
     expect(text, "no network connection was made").to.not.match(/mesh_breaker_state\{/);
-    const invalid = await clients.client(EchoService).echo({ delayMs: 99_999 }).catch((e: unknown) => ConnectError.from(e));
+    const invalid = await rpcError(clients.client(EchoService).echo({ delayMs: 99_999 }));
     expect((invalid as ConnectError).code).to.equal(Code.InvalidArgument);
   });
 

@@ -14,16 +14,17 @@ import { createValidationInterceptor } from "./interceptors/validation-intercept
 import { startServer, type MountedService, type RunningServer } from "./server.js";
 
 /**
- * The server interceptors of every im-mesh process, outermost first: call scope, error mapping and logs, RED
- * metrics, authentication by declared access level, validation. (Connect runs the last array element first.)
+ * The server interceptors of every im-mesh process, outermost first (Connect wraps the first array element
+ * around all the others): call scope, error mapping and logs, RED metrics, authentication by declared access
+ * level, validation. So a refused call still has a request id, a log line and a metric.
  */
 export function createServerInterceptors(options: { logger: Logger; metrics: Metrics; verifier: CredentialVerifier }): Interceptor[] {
   return [
-    createValidationInterceptor(),
-    createAuthInterceptor(options.verifier),
-    createMetricsInterceptor(options.metrics),
-    createErrorInterceptor(options.logger),
     createScopeInterceptor(),
+    createErrorInterceptor(options.logger),
+    createMetricsInterceptor(options.metrics),
+    createAuthInterceptor(options.verifier),
+    createValidationInterceptor(),
   ];
 }
 

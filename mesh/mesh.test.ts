@@ -11,6 +11,8 @@ import { EchoService } from "../gen/im/testing/v1/echo_pb.js";
 import { eventually } from "../test/eventually.js";
 import { EtcdRegistry } from "../platform/registry/etcd-registry.js";
 import { infraEnv } from "../test/infra.js";
+import { startNodeProcess, type NodeProcess } from "../test/processes.js";
+import { rpcError } from "../test/rpc-errors.js";
 import { ServiceDirectory } from "./directory.js";
 import { ServiceCredentials } from "./identity.js";
 import { createMetricsRegistry } from "./metrics.js";
@@ -19,31 +21,13 @@ import { MeshClients } from "./service-client.js";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const secret = "mesh-test-secret-with-at-least-32-characters";
 
-interface EchoProcess {
+interface EchoProcess extends NodeProcess {
   readonly id: string;
-  readonly port: number;
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
 }
 
 async function startEcho(namespace: string, id: string, ttlSeconds: number): Promise<EchoProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "test/echo-process.ts"], {
-    cwd: root,
-    env: { ...process.env, IM_ETCD_NAMESPACE: namespace, IM_MESH_SECRET: secret, ECHO_INSTANCE_ID: id, ECHO_TTL_SECONDS: String(ttlSeconds) },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on("data", (d: Buffer) => {
-      output += d.toString();
-      const match = /ready (\d+)/.exec(output);
-      if (match) resolve(Number(match[1]));
-    });
-    child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-    void exited.then((code) => reject(new Error(`echo ${id} exited with ${code} before it was ready:\n${output}`)));
-  });
-  return { id, port, child, exited };
+  const env = { IM_ETCD_NAMESPACE: namespace, IM_MESH_SECRET: secret, ECHO_INSTANCE_ID: id, ECHO_TTL_SECONDS: String(ttlSeconds) };
+  return { id, ...(await startNodeProcess("test/echo-process.ts", env, root)) };
 }
 
 describe("mesh runtime on etcd @infra", function () {
@@ -129,7 +113,7 @@ describe("mesh runtime on etcd @infra", function () {
     await eventually("deregistration well before the 60 s lease runs out", () => directory.instances(EchoService.typeName).length === 0, 5000);
     expect((await inFlight).text).to.equal("slow");
     expect(await only!.exited).to.equal(0);
-    const err = await echo.echo({ text: "late" }).catch((e: unknown) => ConnectError.from(e));
+    const err = await rpcError(echo.echo({ text: "late" }));
     expect(err).to.be.instanceOf(ConnectError);
     expect((err as ConnectError).code).to.equal(Code.Unavailable);
     expect((err as ConnectError).rawMessage).to.match(/no instance of im\.testing\.v1\.EchoService is registered/);
@@ -142,27 +126,25 @@ describe("mesh runtime on etcd @infra", function () {
     expect(res.echo?.timeoutMs).to.be.within(1, 800);
     expect(res.echo?.requestId).to.equal("trace-42");
     expect(res.echo?.caller).to.equal("service:echo");
-    const err = await echo
-      .relay({ echo: { text: "too slow", delayMs: 3000 } }, { timeoutMs: 500 })
-      .catch((e: unknown) => ConnectError.from(e));
-    expect((err as ConnectError).code).to.equal(Code.DeadlineExceeded);
-    expect((err as ConnectError).rawMessage).to.contain("im.testing.v1.EchoService/Relay");
+    const err = await rpcError(echo.relay({ echo: { text: "too slow", delayMs: 3000 } }, { timeoutMs: 500 }));
+    expect(err.code).to.equal(Code.DeadlineExceeded);
+    expect(err.rawMessage).to.contain("im.testing.v1.EchoService/Relay");
   });
 
   it("never retries a call that is not idempotent", async () => {
     await start(1);
-    const err = await echo.record({ failCode: Code.Unavailable }).catch((e: unknown) => ConnectError.from(e));
+    const err = await rpcError(echo.record({ failCode: Code.Unavailable }));
     expect((err as ConnectError).code).to.equal(Code.Unavailable);
     expect((await echo.record({})).count).to.equal(2);
   });
 
   it("fails fast, naming the service, when nothing is registered or the deadline has passed", async () => {
     const users = clients.client(UserService);
-    const none = await users.getUser({ userId: randomUUID() }).catch((e: unknown) => ConnectError.from(e));
+    const none = await rpcError(users.getUser({ userId: randomUUID() }));
     expect((none as ConnectError).code).to.equal(Code.Unavailable);
     expect((none as ConnectError).rawMessage).to.equal("im.user.v1.UserService/GetUser: no instance of im.user.v1.UserService is registered");
     await start(1);
-    const late = await echo.echo({ text: "x", delayMs: 2000 }, { timeoutMs: 100 }).catch((e: unknown) => ConnectError.from(e));
+    const late = await rpcError(echo.echo({ text: "x", delayMs: 2000 }, { timeoutMs: 100 }));
     expect((late as ConnectError).code).to.equal(Code.DeadlineExceeded);
     expect((late as ConnectError).rawMessage).to.contain("im.testing.v1.EchoService/Echo");
   });
@@ -172,12 +154,12 @@ describe("mesh runtime on etcd @infra", function () {
     const anonymous = new MeshClients({ directory });
     const forged = new MeshClients({ directory, credentials: new ServiceCredentials("another-secret-that-is-32-characters-long", "intruder") });
     try {
-      const noToken = await anonymous.client(EchoService).echo({ text: "x" }).catch((e: unknown) => ConnectError.from(e));
+      const noToken = await rpcError(anonymous.client(EchoService).echo({ text: "x" }));
       expect((noToken as ConnectError).code).to.equal(Code.Unauthenticated);
-      const badToken = await forged.client(EchoService).echo({ text: "x" }).catch((e: unknown) => ConnectError.from(e));
+      const badToken = await rpcError(forged.client(EchoService).echo({ text: "x" }));
       expect((badToken as ConnectError).code).to.equal(Code.Unauthenticated);
       expect((badToken as ConnectError).rawMessage).to.match(/needs a valid service credential/);
-      const invalid = await echo.echo({ text: "x", delayMs: 70_000 }).catch((e: unknown) => ConnectError.from(e));
+      const invalid = await rpcError(echo.echo({ text: "x", delayMs: 70_000 }));
       expect((invalid as ConnectError).code).to.equal(Code.InvalidArgument);
       expect((invalid as ConnectError).rawMessage).to.match(/delay_ms: .*60000/);
     } finally {

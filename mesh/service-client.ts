@@ -61,8 +61,10 @@ export class MeshClients {
   private readonly cursor = new Map<string, number>();
   private readonly unsubscribe: () => void;
   private readonly requests: Counter | undefined;
+  private local: MeshClientOptions["local"];
 
   constructor(private readonly options: MeshClientOptions) {
+    this.local = options.local;
     this.unsubscribe = options.directory.subscribe((service) => this.prune(service));
     // One MeshClients per process is the norm; a second one on the same registry shares the request counter and
     // leaves breaker reporting to the first.
@@ -89,6 +91,14 @@ export class MeshClients {
         },
       });
     }
+  }
+
+  /**
+   * Calls to these services stay in this process from now on (all-in-one mode mounts its services after the
+   * clients they use were made).
+   */
+  serveLocally(local: NonNullable<MeshClientOptions["local"]>): void {
+    this.local = local;
   }
 
   /** A typed client of one RPC service. */
@@ -196,8 +206,22 @@ export class MeshClients {
   }
 
   private transport(service: string): Transport {
-    const local = this.options.local;
-    if (local?.services.has(service)) return this.localTransport(service, local.transport);
+    const remote = this.remoteTransport(service);
+    let cached: { from: MeshClientOptions["local"]; transport: Transport | undefined } | undefined;
+    const local = (): Transport | undefined => {
+      if (cached === undefined || cached.from !== this.local) {
+        const transport = this.local?.services.has(service) ? this.localTransport(service, this.local.transport) : undefined;
+        cached = { from: this.local, transport };
+      }
+      return cached.transport;
+    };
+    return {
+      unary: (...args) => (local() ?? remote).unary(...args),
+      stream: (...args) => (local() ?? remote).stream(...args),
+    };
+  }
+
+  private remoteTransport(service: string): Transport {
     return {
       unary: async <I extends DescMessage, O extends DescMessage>(
         method: DescMethodUnary<I, O>,

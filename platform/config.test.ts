@@ -9,13 +9,14 @@ describe("config", () => {
       mysqlUrl: undefined,
       redisUrl: undefined,
       kafkaBrokers: undefined,
+      etcdNamespace: undefined,
     });
     expect(config.ports).to.deep.equal(defaultPorts);
     expect(config.logLevel).to.equal("info");
   });
 
   it("names the missing variable when a mesh service lacks a dependency", () => {
-    const env = { IM_ETCD_ENDPOINTS: "http://127.0.0.1:2379", IM_REDIS_URL: "redis://127.0.0.1:6379" };
+    const env = { IM_ETCD_ENDPOINTS: "http://127.0.0.1:2379", IM_REDIS_URL: "redis://127.0.0.1:6379", IM_MESH_SECRET: "s".repeat(32) };
     expect(() => loadConfig("mesh", ["gateway"], env)).not.to.throw();
     const err = (() => {
       try {
@@ -59,11 +60,29 @@ describe("config", () => {
       IM_KAFKA_BROKERS: "127.0.0.1:9092,127.0.0.1:9094",
       IM_MSG_PORT: "0",
       IM_LOG_LEVEL: "debug",
+      IM_MESH_SECRET: "m".repeat(40),
+      IM_ETCD_NAMESPACE: "/test-1",
     });
+    expect(config.secrets.meshSecret).to.equal("m".repeat(40));
+    expect(config.infra.etcdNamespace).to.equal("/test-1");
     expect(config.infra.etcdEndpoints).to.deep.equal(["http://127.0.0.1:2379", "http://127.0.0.1:22379"]);
     expect(config.infra.kafkaBrokers).to.deep.equal(["127.0.0.1:9092", "127.0.0.1:9094"]);
     expect(config.ports.msg).to.equal(0);
     expect(config.logLevel).to.equal("debug");
+  });
+
+  it("requires the shared secrets in mesh mode, and refuses short ones in any mode", () => {
+    const infra = { IM_ETCD_ENDPOINTS: "http://127.0.0.1:2379", IM_REDIS_URL: "redis://127.0.0.1:6379", IM_MYSQL_URL: "mysql://u:p@127.0.0.1/im_chat" };
+    expect(() => loadConfig("mesh", ["user"], infra)).to.throw(ConfigError, /^IM_MESH_SECRET: must be set in mesh mode/);
+    const withSecret = { ...infra, IM_MESH_SECRET: "x".repeat(32) };
+    expect(() => loadConfig("mesh", ["user"], withSecret)).not.to.throw();
+    expect(() => loadConfig("mesh", ["auth"], withSecret)).to.throw(ConfigError, /^IM_AUTH_SIGNING_KEYS: .*npm run keygen/);
+    expect(() => loadConfig("all-in-one", [], { IM_ADMIN_TOKEN: "short" })).to.throw(ConfigError, /^IM_ADMIN_TOKEN: must be at least 32/);
+    try {
+      loadConfig("all-in-one", [], { IM_MESH_SECRET: "hunter2" });
+    } catch (e) {
+      expect((e as Error).message).not.to.contain("hunter2");
+    }
   });
 
   it("redacts passwords in URLs", () => {

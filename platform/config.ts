@@ -7,6 +7,18 @@ export interface InfraConfig {
   readonly mysqlUrl?: string;
   readonly redisUrl?: string;
   readonly kafkaBrokers?: readonly string[];
+  /** A key prefix in etcd, so several meshes (or test runs) share one etcd without seeing each other. */
+  readonly etcdNamespace?: string;
+}
+
+/** Credentials from the environment; never logged. */
+export interface SecretsConfig {
+  /** Signs service-to-service credentials (IM_MESH_SECRET, at least 32 characters); required in mesh mode. */
+  readonly meshSecret?: string;
+  /** The operator's bearer credential for admin RPCs (IM_ADMIN_TOKEN); admin RPCs are refused without it. */
+  readonly adminToken?: string;
+  /** The auth service's private Ed25519 JWKs as JSON (IM_AUTH_SIGNING_KEYS), newest first; required for auth in mesh mode. */
+  readonly authSigningKeys?: string;
 }
 
 /** Typed settings of one process, read once from the environment at start. */
@@ -16,6 +28,11 @@ export interface Config {
   readonly ports: Readonly<Record<ServiceName, number>>;
   readonly infra: InfraConfig;
   readonly logLevel: LogLevel;
+  readonly secrets: SecretsConfig;
+  /** Registry lease TTL in seconds (IM_LEASE_TTL_SECONDS, default 90). */
+  readonly leaseTtlSeconds: number;
+  /** The address other processes reach this one at (IM_ADVERTISE_HOST, e.g. the pod IP); default: the listening host. */
+  readonly advertiseHost?: string;
 }
 
 /** The five services of DESIGN.md §2, as named in processes, ports and the registry. */
@@ -111,6 +128,7 @@ const variableOf: Readonly<Record<keyof InfraConfig, string>> = {
   mysqlUrl: "IM_MYSQL_URL",
   redisUrl: "IM_REDIS_URL",
   kafkaBrokers: "IM_KAFKA_BROKERS",
+  etcdNamespace: "IM_ETCD_NAMESPACE",
 };
 
 /**
@@ -123,7 +141,16 @@ export function loadConfig(mode: RunMode, services: readonly ServiceName[], env:
     mysqlUrl: url(env, "IM_MYSQL_URL", ["mysql:"], "mysql://im_service:secret@127.0.0.1:3306/im_chat"),
     redisUrl: url(env, "IM_REDIS_URL", ["redis:", "rediss:"], "redis://127.0.0.1:6379/0"),
     kafkaBrokers: hostList(env, "IM_KAFKA_BROKERS", "127.0.0.1:9092"),
+    etcdNamespace: text(env, "IM_ETCD_NAMESPACE"),
   };
+  const secrets: SecretsConfig = {
+    meshSecret: text(env, "IM_MESH_SECRET"),
+    adminToken: text(env, "IM_ADMIN_TOKEN"),
+    authSigningKeys: text(env, "IM_AUTH_SIGNING_KEYS"),
+  };
+  for (const [name, value] of [["IM_MESH_SECRET", secrets.meshSecret], ["IM_ADMIN_TOKEN", secrets.adminToken]] as const) {
+    if (value !== undefined && value.length < 32) throw new ConfigError(name, "must be at least 32 characters (e.g. openssl rand -base64 32)");
+  }
   if (mode === "mesh") {
     for (const service of services) {
       for (const need of meshRequirements[service]) {
@@ -132,7 +159,15 @@ export function loadConfig(mode: RunMode, services: readonly ServiceName[], env:
         }
       }
     }
+    if (secrets.meshSecret === undefined) {
+      throw new ConfigError("IM_MESH_SECRET", "must be set in mesh mode to the secret all services share (at least 32 characters)");
+    }
+    if (services.includes("auth") && secrets.authSigningKeys === undefined) {
+      throw new ConfigError("IM_AUTH_SIGNING_KEYS", "must be set to run the auth service in mesh mode (generate one with `npm run keygen`)");
+    }
   }
+  const ttl = Number(text(env, "IM_LEASE_TTL_SECONDS") ?? "90");
+  if (!Number.isInteger(ttl) || ttl < 2 || ttl > 3600) throw new ConfigError("IM_LEASE_TTL_SECONDS", "must be a whole number of seconds between 2 and 3600");
   const logLevel = (text(env, "IM_LOG_LEVEL") ?? "info") as LogLevel;
   if (!logLevels.includes(logLevel)) {
     throw new ConfigError("IM_LOG_LEVEL", `"${logLevel}" is not one of ${logLevels.join(", ")}`);
@@ -149,5 +184,8 @@ export function loadConfig(mode: RunMode, services: readonly ServiceName[], env:
     },
     infra,
     logLevel,
+    secrets,
+    leaseTtlSeconds: ttl,
+    advertiseHost: text(env, "IM_ADVERTISE_HOST"),
   };
 }

@@ -13,11 +13,17 @@ import { demo } from "../platform/store/demo-data.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
+function withoutInfra(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const infra = ["IM_ETCD_ENDPOINTS", "IM_MYSQL_URL", "IM_REDIS_URL", "IM_KAFKA_BROKERS", "IM_MESH_SECRET", "IM_AUTH_SIGNING_KEYS"];
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !infra.includes(k)));
+}
+
 /** Starts the all-in-one process on a free port and resolves with its URL once it says it is running. */
 async function startAllInOne(): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null> }> {
   const child = spawn(process.execPath, ["--import", "tsx", "services/all-in-one.ts"], {
     cwd: root,
-    env: { ...process.env, IM_GATEWAY_PORT: "0", IM_LOG_LEVEL: "warn" },
+    // A fresh machine: no infrastructure variables, so every adapter is the in-memory one.
+    env: { ...withoutInfra(process.env), IM_GATEWAY_PORT: "0", IM_LOG_LEVEL: "warn" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

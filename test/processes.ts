@@ -66,3 +66,34 @@ export class TestProcess {
     this.child = undefined;
   }
 }
+
+/** A TypeScript entry point of ours running in its own process (a service main, an Echo instance). */
+export interface NodeProcess {
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** Resolves with the exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+  /** Everything it printed so far (the last 16 KiB). */
+  output(): string;
+}
+
+/**
+ * Runs `node --import tsx <script>` with the extra environment and waits for the "ready <port>" line every
+ * im-mesh process prints once it is registered; rejects with its output when it exits first.
+ */
+export async function startNodeProcess(script: string, env: NodeJS.ProcessEnv, cwd: string): Promise<NodeProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", script], { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const append = (d: Buffer) => (output = (output + d.toString()).slice(-16_384));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on("data", (d: Buffer) => {
+      append(d);
+      const match = /^ready (\d+)$/m.exec(output);
+      if (match) resolve(Number(match[1]));
+    });
+    child.stderr!.on("data", append);
+    void exited.then((code) => reject(new Error(`${script} exited with ${code} before it was ready:\n${output}`)));
+  });
+  return { port, child, exited, output: () => output };
+}

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Interceptor } from "@connectrpc/connect";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { requestIdHeader, timeoutFromHeaders, withScope, type CallScope } from "../call-scope.js";
 import { wrapIterable } from "./scoped-iterable.js";
 
@@ -18,7 +18,15 @@ export function createScopeInterceptor(): Interceptor {
       deadline: timeout === undefined ? undefined : Date.now() + timeout,
       identity: undefined,
     };
-    const res = await withScope(scope, () => next(req));
+    let res;
+    try {
+      res = await withScope(scope, () => next(req));
+    } catch (err) {
+      // Errors carry the id too, so a user can quote it in a bug report.
+      const ce = ConnectError.from(err);
+      ce.metadata.set(requestIdHeader, scope.requestId);
+      throw ce;
+    }
     res.header.set(requestIdHeader, scope.requestId);
     if (!res.stream) return res;
     return { ...res, message: wrapIterable(res.message, (step) => withScope(scope, step)) };

@@ -1,6 +1,6 @@
 // The auth service on a real server (port 0) through the mesh bootstrap, on memory adapters and on MariaDB + Redis.
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
 import { AuthAdminService, AuthInternalService, AuthService, Platform } from "../../gen/im/auth/v1/auth_pb.js";
@@ -21,6 +21,7 @@ import { AccessTokenVerifier, Revocations } from "../../mesh/user-tokens.js";
 import { AccessTokenIssuer } from "./access-tokens.js";
 import { createAuthServices } from "./auth-service.js";
 import { MemoryRefreshTokenStore, SqlRefreshTokenStore, type RefreshTokenStore } from "./refresh-token-store.js";
+import { rpcError } from "../../test/rpc-errors.js";
 
 interface Backend {
   accounts: AccountStore;
@@ -43,7 +44,6 @@ function authSuite(openBackend: () => Promise<Backend>): void {
   let otherKey: string;
   const device = (id = "phone") => ({ deviceId: id, name: `My ${id}`, platform: Platform.IOS });
   const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
-  const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ConnectError.from(e));
   const register = (username: string, password = "correct horse 42", over: object = {}) =>
     auth.register({ apiKey, username, password, email: `${username}@example.com`, displayName: username, device: device(), ...over });
 
@@ -90,21 +90,21 @@ function authSuite(openBackend: () => Promise<Backend>): void {
 
   it("refuses a taken username, a weak password, a bad email and an unknown API key, and stores nothing", async () => {
     await register("bob");
-    expect((await failure(register("BOB")))?.code).to.equal(Code.AlreadyExists);
-    const weak = await failure(register("carol", "aaaaaaaaaaaa"));
-    expect([weak?.code, weak?.rawMessage]).to.deep.equal([Code.InvalidArgument, "the password repeats too few different characters"]);
-    expect((await failure(register("carol", "correct horse 42", { email: "not-an-email" })))?.code).to.equal(Code.InvalidArgument);
-    expect((await failure(register("carol", "correct horse 42", { apiKey: "nope" })))?.code).to.equal(Code.Unauthenticated);
-    const login = await failure(auth.login({ apiKey, login: { case: "username", value: "carol" }, password: "correct horse 42", device: device() }));
-    expect(login?.code, "carol was never stored").to.equal(Code.Unauthenticated);
+    expect((await rpcError(register("BOB"))).code).to.equal(Code.AlreadyExists);
+    const weak = await rpcError(register("carol", "aaaaaaaaaaaa"));
+    expect([weak.code, weak.rawMessage]).to.deep.equal([Code.InvalidArgument, "the password repeats too few different characters"]);
+    expect((await rpcError(register("carol", "correct horse 42", { email: "not-an-email" }))).code).to.equal(Code.InvalidArgument);
+    expect((await rpcError(register("carol", "correct horse 42", { apiKey: "nope" }))).code).to.equal(Code.Unauthenticated);
+    const login = await rpcError(auth.login({ apiKey, login: { case: "username", value: "carol" }, password: "correct horse 42", device: device() }));
+    expect(login.code, "carol was never stored").to.equal(Code.Unauthenticated);
   });
 
   it("answers a wrong password and an unknown user alike, and keeps apps apart", async () => {
     await register("dave");
-    const wrong = await failure(auth.login({ apiKey, login: { case: "username", value: "dave" }, password: "not the password", device: device() }));
-    const unknown = await failure(auth.login({ apiKey, login: { case: "username", value: "nobody" }, password: "whatever 123", device: device() }));
-    const otherApp = await failure(auth.login({ apiKey: otherKey, login: { case: "username", value: "dave" }, password: "correct horse 42", device: device() }));
-    for (const err of [wrong, unknown, otherApp]) expect([err?.code, err?.rawMessage]).to.deep.equal([Code.Unauthenticated, "wrong username, email or password"]);
+    const wrong = await rpcError(auth.login({ apiKey, login: { case: "username", value: "dave" }, password: "not the password", device: device() }));
+    const unknown = await rpcError(auth.login({ apiKey, login: { case: "username", value: "nobody" }, password: "whatever 123", device: device() }));
+    const otherApp = await rpcError(auth.login({ apiKey: otherKey, login: { case: "username", value: "dave" }, password: "correct horse 42", device: device() }));
+    for (const err of [wrong, unknown, otherApp]) expect([err.code, err.rawMessage]).to.deep.equal([Code.Unauthenticated, "wrong username, email or password"]);
     const byEmail = await auth.login({ apiKey, login: { case: "email", value: "DAVE@example.com" }, password: "correct horse 42", device: device("laptop") });
     expect(byEmail.session?.deviceId).to.equal("laptop");
   });
@@ -114,18 +114,18 @@ function authSuite(openBackend: () => Promise<Backend>): void {
     const first = await auth.refreshToken({ refreshToken: session!.tokens!.refreshToken });
     const second = await auth.refreshToken({ refreshToken: first.session!.tokens!.refreshToken });
     expect(second.session?.userId).to.equal(session?.userId);
-    const replay = await failure(auth.refreshToken({ refreshToken: session!.tokens!.refreshToken }));
-    expect(replay?.code).to.equal(Code.Unauthenticated);
-    expect(replay?.rawMessage).to.match(/already used/);
-    expect((await failure(auth.refreshToken({ refreshToken: second.session!.tokens!.refreshToken })))?.code, "the newest token died with its family").to.equal(Code.Unauthenticated);
-    expect((await failure(auth.listDevices({}, bearer(second.session!.tokens!.accessToken))))?.code, "and so did the access token").to.equal(Code.Unauthenticated);
+    const replay = await rpcError(auth.refreshToken({ refreshToken: session!.tokens!.refreshToken }));
+    expect(replay.code).to.equal(Code.Unauthenticated);
+    expect(replay.rawMessage).to.match(/already used/);
+    expect((await rpcError(auth.refreshToken({ refreshToken: second.session!.tokens!.refreshToken }))).code, "the newest token died with its family").to.equal(Code.Unauthenticated);
+    expect((await rpcError(auth.listDevices({}, bearer(second.session!.tokens!.accessToken)))).code, "and so did the access token").to.equal(Code.Unauthenticated);
   });
 
   it("logs out: the access and refresh tokens stop working at once", async () => {
     const { session } = await register("frank");
     expect((await auth.logout({}, bearer(session!.tokens!.accessToken))).devicesSignedOut).to.equal(1);
-    expect((await failure(auth.listDevices({}, bearer(session!.tokens!.accessToken))))?.code).to.equal(Code.Unauthenticated);
-    expect((await failure(auth.refreshToken({ refreshToken: session!.tokens!.refreshToken })))?.code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(auth.listDevices({}, bearer(session!.tokens!.accessToken)))).code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(auth.refreshToken({ refreshToken: session!.tokens!.refreshToken }))).code).to.equal(Code.Unauthenticated);
   });
 
   it("revokes another of the user's devices, and a new sign-in of a device replaces its old session", async () => {
@@ -134,26 +134,26 @@ function authSuite(openBackend: () => Promise<Backend>): void {
     const listed = await auth.listDevices({}, bearer(phone.tokens!.accessToken));
     expect(listed.devices.map((d) => d.deviceId).sort()).to.deep.equal(["laptop", "phone"]);
     await auth.revokeDevice({ deviceId: "laptop" }, bearer(phone.tokens!.accessToken));
-    expect((await failure(auth.listDevices({}, bearer(laptop.tokens!.accessToken))))?.code).to.equal(Code.Unauthenticated);
-    expect((await failure(auth.refreshToken({ refreshToken: laptop.tokens!.refreshToken })))?.code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(auth.listDevices({}, bearer(laptop.tokens!.accessToken)))).code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(auth.refreshToken({ refreshToken: laptop.tokens!.refreshToken }))).code).to.equal(Code.Unauthenticated);
     await new Promise((r) => setTimeout(r, 5));
     const again = (await auth.login({ apiKey, login: { case: "username", value: "grace" }, password: "correct horse 42", device: device("phone") })).session!;
-    expect((await failure(auth.listDevices({}, bearer(phone.tokens!.accessToken))))?.code, "the replaced session").to.equal(Code.Unauthenticated);
+    expect((await rpcError(auth.listDevices({}, bearer(phone.tokens!.accessToken)))).code, "the replaced session").to.equal(Code.Unauthenticated);
     expect((await auth.listDevices({}, bearer(again.tokens!.accessToken))).devices.map((d) => d.deviceId)).to.deep.equal(["phone"]);
   });
 
   it("throttles repeated sign-in attempts on one account with a retry-after", async function () {
     this.timeout(30_000);
     await register("heidi");
-    const attempt = () => failure(auth.login({ apiKey, login: { case: "username", value: "heidi" }, password: "guess guess 1", device: device() }));
+    const attempt = () => rpcError(auth.login({ apiKey, login: { case: "username", value: "heidi" }, password: "guess guess 1", device: device() }));
     const codes: Code[] = [];
     for (let i = 0; i < 11; i++) codes.push((await attempt())!.code);
     expect(codes.slice(0, 10).every((c) => c === Code.Unauthenticated)).to.equal(true);
     const limited = await attempt();
-    expect(limited?.code).to.equal(Code.ResourceExhausted);
-    expect(Number(limited?.metadata.get("retry-after"))).to.be.within(1, 900);
-    const rightPassword = await failure(auth.login({ apiKey, login: { case: "username", value: "heidi" }, password: "correct horse 42", device: device() }));
-    expect(rightPassword?.code, "even the right password waits").to.equal(Code.ResourceExhausted);
+    expect(limited.code).to.equal(Code.ResourceExhausted);
+    expect(Number(limited.metadata.get("retry-after"))).to.be.within(1, 900);
+    const rightPassword = await rpcError(auth.login({ apiKey, login: { case: "username", value: "heidi" }, password: "correct horse 42", device: device() }));
+    expect(rightPassword.code, "even the right password waits").to.equal(Code.ResourceExhausted);
   });
 
   it("lets the operator create an app whose users can register, and rotate its secret; nobody else", async () => {
@@ -168,16 +168,16 @@ function authSuite(openBackend: () => Promise<Backend>): void {
     const rotated = await admin.rotateAppSecret({ appId: created.appId }, bearer(adminToken));
     expect(rotated.apiSecret).to.not.equal(created.apiSecret);
     expect((await backend.accounts.findApp(created.appId))?.apiSecretHash).to.not.equal(stored?.apiSecretHash);
-    expect((await failure(admin.rotateAppSecret({ appId: randomUUID() }, bearer(adminToken))))?.code).to.equal(Code.NotFound);
-    expect((await failure(admin.createApp({ name: "x" }, bearer("operator-token-guess-0000000000000"))))?.code).to.equal(Code.Unauthenticated);
-    expect((await failure(admin.createApp({ name: "x" }, bearer(session!.tokens!.accessToken))))?.code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(admin.rotateAppSecret({ appId: randomUUID() }, bearer(adminToken)))).code).to.equal(Code.NotFound);
+    expect((await rpcError(admin.createApp({ name: "x" }, bearer("operator-token-guess-0000000000000")))).code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(admin.createApp({ name: "x" }, bearer(session!.tokens!.accessToken)))).code).to.equal(Code.Unauthenticated);
   });
 
   it("refuses user RPCs without a token or with a service credential instead, and internal RPCs with a user token", async () => {
     const { session } = await register("ivan");
-    expect((await failure(auth.listDevices({})))?.code).to.equal(Code.Unauthenticated);
-    expect((await failure(auth.listDevices({}, bearer(await new ServiceCredentials(secret, "gateway").token()))))?.code).to.equal(Code.Unauthenticated);
-    expect((await failure(internal.verifyToken({ accessToken: "x" }, bearer(session!.tokens!.accessToken))))?.code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(auth.listDevices({}))).code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(auth.listDevices({}, bearer(await new ServiceCredentials(secret, "gateway").token())))).code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(internal.verifyToken({ accessToken: "x" }, bearer(session!.tokens!.accessToken)))).code).to.equal(Code.Unauthenticated);
   });
 }
 

@@ -1,6 +1,6 @@
 // The user service on a real server (port 0) through the mesh bootstrap, on memory adapters and on MariaDB + Redis.
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
 import { UserService } from "../../gen/im/user/v1/user_pb.js";
@@ -20,6 +20,7 @@ import { AccessTokenIssuer } from "../auth/access-tokens.js";
 import { AccessTokenVerifier } from "../../mesh/user-tokens.js";
 import { MemoryProfileStore, SqlProfileStore, type ProfileStore } from "./profile-store.js";
 import { createUserService } from "./user-service.js";
+import { rpcError } from "../../test/rpc-errors.js";
 
 interface Backend {
   profiles: ProfileStore;
@@ -38,7 +39,6 @@ function userSuite(openBackend: () => Promise<Backend>): void {
   const otherApp = randomUUID();
   const ids = { alice: randomUUID(), bob: randomUUID(), albert: randomUUID(), stranger: randomUUID() };
   const as = async (appId: string, userId: string) => ({ headers: { authorization: `Bearer ${(await issuer.issue({ appId, userId, deviceId: "d" })).token}` } });
-  const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ConnectError.from(e));
 
   beforeEach(async () => {
     backend = await openBackend();
@@ -73,10 +73,10 @@ function userSuite(openBackend: () => Promise<Backend>): void {
     expect(own.user).to.include({ username: "alice", email: "alice@example.com" });
     const other = await users.getUser({ userId: ids.bob }, await as(app, ids.alice));
     expect(other.user).to.include({ username: "bob", email: "" });
-    const foreign = await failure(users.getUser({ userId: ids.stranger }, await as(app, ids.alice)));
-    expect([foreign?.code, foreign?.rawMessage]).to.deep.equal([Code.NotFound, `no user ${ids.stranger} in this app`]);
-    expect((await failure(users.getUser({ userId: ids.alice })))?.code).to.equal(Code.Unauthenticated);
-    expect((await failure(users.getUser({ userId: "alice" }, await as(app, ids.alice))))?.code).to.equal(Code.InvalidArgument);
+    const foreign = await rpcError(users.getUser({ userId: ids.stranger }, await as(app, ids.alice)));
+    expect([foreign.code, foreign.rawMessage]).to.deep.equal([Code.NotFound, `no user ${ids.stranger} in this app`]);
+    expect((await rpcError(users.getUser({ userId: ids.alice }))).code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(users.getUser({ userId: "alice" }, await as(app, ids.alice)))).code).to.equal(Code.InvalidArgument);
   });
 
   it("batch-gets in order and lists the ids it could not find", async () => {
@@ -93,9 +93,9 @@ function userSuite(openBackend: () => Promise<Backend>): void {
     expect(updated.user).to.include({ displayName: "Robert", avatarUrl: "https://cdn.example.com/bob.png" });
     expect((await users.getUser({ userId: ids.bob }, await as(app, ids.alice))).user?.displayName).to.equal("Robert");
     for (const avatarUrl of ["http://cdn.example.com/x.png", "javascript:alert(1)", "not a url"]) {
-      expect((await failure(users.updateProfile({ avatarUrl }, auth)))?.code, avatarUrl).to.equal(Code.InvalidArgument);
+      expect((await rpcError(users.updateProfile({ avatarUrl }, auth))).code, avatarUrl).to.equal(Code.InvalidArgument);
     }
-    expect((await failure(users.updateProfile({ displayName: "   " }, auth)))?.code).to.equal(Code.InvalidArgument);
+    expect((await rpcError(users.updateProfile({ displayName: "   " }, auth))).code).to.equal(Code.InvalidArgument);
     expect((await users.updateProfile({ avatarUrl: "" }, auth)).user?.avatarUrl).to.equal("");
   });
 
@@ -106,7 +106,7 @@ function userSuite(openBackend: () => Promise<Backend>): void {
     const second = await users.searchUsers({ query: "al", pageSize: 1, pageToken: first.nextPageToken }, auth);
     expect(second.users.map((u) => u.username)).to.deep.equal(["alice"]);
     expect(second.nextPageToken).to.equal("");
-    expect((await failure(users.searchUsers({ query: "al", pageToken: "!!bogus" }, auth)))?.code).to.equal(Code.InvalidArgument);
+    expect((await rpcError(users.searchUsers({ query: "al", pageToken: "!!bogus" }, auth))).code).to.equal(Code.InvalidArgument);
   });
 }
 
