@@ -150,10 +150,10 @@ export class Revocations {
 
   /** Whether a token is revoked, by id or by a device or user sign-out after it was issued. */
   async isRevoked(q: RevocationQuery): Promise<boolean> {
-    const [byId, byDevice, byUser] = await Promise.all([
-      this.kv.get(`revoked:${q.jti}`),
-      this.kv.get(`revoked-before:${q.appId}:${q.userId}:${q.deviceId}`),
-      this.kv.get(`revoked-before:${q.appId}:${q.userId}`),
+    const [byId = null, byDevice = null, byUser = null] = await this.kv.getMany([
+      `revoked:${q.jti}`,
+      `revoked-before:${q.appId}:${q.userId}:${q.deviceId}`,
+      `revoked-before:${q.appId}:${q.userId}`,
     ]);
     // Strictly before: a sign-in revokes the device's old tokens and then issues a new one in the same millisecond.
     const before = (v: string | null) => v !== null && q.issuedAt < Number(v);

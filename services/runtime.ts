@@ -70,6 +70,21 @@ async function openRuntime(mode: RunMode, name: string, services: readonly Servi
   const logger = createLogger(name, config.logLevel);
   const metrics = createMetricsRegistry(name);
   const closers: (() => Promise<void>)[] = [];
+  // Closes in reverse order of opening.
+  const close = async () => {
+    for (const closer of closers.splice(0).reverse()) {
+      await closer().catch((err: unknown) => logger.warn({ err }, "closing failed"));
+    }
+  };
+  try {
+    return { rt: await openAdapters(config, name, logger, metrics, closers), close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function openAdapters(config: Config, name: string, logger: Logger, metrics: Metrics, closers: (() => Promise<void>)[]): Promise<Runtime> {
   const { infra, secrets } = config;
   // All-in-one calls between services never leave the process, so a per-process secret is enough there.
   const credentials = new ServiceCredentials(secrets.meshSecret ?? randomBytes(32).toString("base64url"), name);
@@ -120,13 +135,7 @@ async function openRuntime(mode: RunMode, name: string, services: readonly Servi
     },
     onStop: (close) => void closers.push(close),
   };
-  // Closes in reverse order of opening.
-  const close = async () => {
-    for (const closer of closers.splice(0).reverse()) {
-      await closer().catch((err: unknown) => logger.warn({ err }, "closing failed"));
-    }
-  };
-  return { rt, close };
+  return rt;
 }
 
 /** A running process of one or more modules. */

@@ -25,6 +25,15 @@ export function kvContract(open: () => Promise<Kv>): void {
     expect(await kv.del()).to.equal(0);
   });
 
+  it("reads several keys at once, in order, absent and expired ones as null", async () => {
+    await kv.set(`${ns}m1`, "one");
+    await kv.set(`${ns}m3`, "three");
+    await kv.set(`${ns}gone`, "x", { ttlMs: 30 });
+    await sleep(60);
+    expect(await kv.getMany([`${ns}m3`, `${ns}m2`, `${ns}m1`, `${ns}gone`])).to.deep.equal(["three", null, "one", null]);
+    expect(await kv.getMany([])).to.deep.equal([]);
+  });
+
   it("expires keys after their TTL and reports the TTL left", async () => {
     await kv.set(`${ns}t`, "x", { ttlMs: 80 });
     await kv.set(`${ns}forever`, "x");

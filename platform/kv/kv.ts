@@ -27,6 +27,8 @@ export interface TakeResult {
  */
 export interface Kv {
   get(key: string): Promise<string | null>;
+  /** Reads several keys in one round trip (Redis MGET), in the order given. */
+  getMany(keys: readonly string[]): Promise<(string | null)[]>;
   /** Returns false only when ifAbsent was set and the key already existed. */
   set(key: string, value: string, options?: SetOptions): Promise<boolean>;
   /** Deletes the keys and returns how many existed. */

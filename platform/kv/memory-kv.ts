@@ -41,6 +41,10 @@ export class MemoryKv implements Kv {
     return this.live(key)?.value ?? null;
   }
 
+  async getMany(keys: readonly string[]): Promise<(string | null)[]> {
+    return keys.map((key) => this.live(key)?.value ?? null);
+  }
+
   async set(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
     if (options.ifAbsent && this.live(key) !== undefined) return false;
     this.entries.set(key, { value, expiresAt: options.ttlMs === undefined ? undefined : this.now() + options.ttlMs });

@@ -80,6 +80,11 @@ export class RedisKv implements Kv {
     return this.call("GET", () => this.client.get(key));
   }
 
+  getMany(keys: readonly string[]): Promise<(string | null)[]> {
+    if (keys.length === 0) return Promise.resolve([]);
+    return this.call("MGET", () => this.client.mget(...keys));
+  }
+
   set(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
     return this.call("SET", async () => {
       const { ttlMs, ifAbsent } = options;
