@@ -39,6 +39,29 @@ describe("demo data", () => {
             password_hash: u.passwordHash,
           })),
       );
+      const messages = await scratch.db.query<RowDataPacket>(
+        "SELECT conversation_id, seq, msg_id, client_msg_id, sender_id, HEX(body) AS body, search_text FROM messages ORDER BY conversation_id, seq",
+      );
+      expect(messages.map((r) => ({ ...r }))).to.deep.equal(
+        [...tables.messages.values()]
+          .flatMap((rows) => [...rows.values()])
+          .sort((a, b) => (a.conversationId === b.conversationId ? a.seq - b.seq : a.conversationId < b.conversationId ? -1 : 1))
+          .map((m) => ({
+            conversation_id: m.conversationId,
+            seq: m.seq,
+            msg_id: m.msgId,
+            client_msg_id: m.clientMsgId,
+            sender_id: m.senderId,
+            body: Buffer.from(m.body).toString("hex").toUpperCase(),
+            search_text: m.searchText,
+          })),
+      );
+      const members = await scratch.db.query<RowDataPacket>("SELECT conversation_id, user_id, last_read_seq FROM conversation_members ORDER BY conversation_id, user_id");
+      expect(members.map((r) => ({ ...r }))).to.deep.equal(
+        [...tables.members.values()]
+          .sort((a, b) => (a.conversationId === b.conversationId ? (a.userId < b.userId ? -1 : 1) : a.conversationId < b.conversationId ? -1 : 1))
+          .map((m) => ({ conversation_id: m.conversationId, user_id: m.userId, last_read_seq: m.lastReadSeq })),
+      );
     } finally {
       await scratch.drop();
     }

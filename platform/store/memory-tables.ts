@@ -39,12 +39,75 @@ export interface RefreshTokenRow {
   revokedAt: Date | null;
 }
 
+/** A row of `conversations`. */
+export interface ConversationRow {
+  appId: string;
+  id: string;
+  type: number;
+  groupId: string | null;
+  maxSeq: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** A row of `conversation_members`. */
+export interface MemberRow {
+  appId: string;
+  conversationId: string;
+  userId: string;
+  lastReadSeq: number;
+  joinedSeq: number;
+  leftSeq: number | null;
+  muted: boolean;
+  starred: boolean;
+  updatedAt: Date;
+}
+
+/** A row of `messages`. */
+export interface MessageRow {
+  appId: string;
+  conversationId: string;
+  seq: number;
+  msgId: string;
+  clientMsgId: string;
+  senderId: string;
+  senderDeviceId: string;
+  contentType: number;
+  body: Uint8Array;
+  searchText: string | null;
+  createdAt: Date;
+  editedAt: Date | null;
+  recalled: boolean;
+}
+
+/** A row of `offline_messages`. */
+export interface OfflineRow {
+  appId: string;
+  userId: string;
+  conversationId: string;
+  seq: number;
+  msgId: string;
+  payload: Uint8Array;
+  createdAt: Date;
+}
+
 /** The tables; later issues add theirs here as their repositories need them. */
 export class MemoryTables {
   readonly apps = new Map<string, AppRow>();
   readonly users = new Map<string, UserRow>();
   /** Keyed by token hash, as the unique key in MySQL. */
   readonly refreshTokens = new Map<string, RefreshTokenRow>();
+  readonly conversations = new Map<string, ConversationRow>();
+  /** Keyed by `${conversationId} ${userId}`. */
+  readonly members = new Map<string, MemberRow>();
+  /** Per conversation, rows by seq (JavaScript maps keep insertion order; readers sort). */
+  readonly messages = new Map<string, Map<number, MessageRow>>();
+  /** `user_message` flags, keyed by `${userId} ${conversationId} ${seq}`. */
+  readonly userMessages = new Map<string, { appId: string; userId: string; conversationId: string; seq: number; flags: number }>();
+  /** Keyed by `${userId} ${conversationId} ${seq}`. */
+  readonly offline = new Map<string, OfflineRow>();
+  /** `sequence_snapshots`: per conversation, the snapshotted seqs. */
+  readonly snapshots = new Map<string, number[]>();
 }
 
 /**
