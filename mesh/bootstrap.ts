@@ -63,6 +63,8 @@ export interface ServiceProcessOptions {
   readonly metrics: Metrics;
   /** Lease TTL in the registry (default 90 s). */
   readonly leaseTtlSeconds?: number;
+  /** This process is the public edge (see ServerOptions.publicEdge). */
+  readonly publicEdge?: boolean;
 }
 
 /** A running, registered service process. */
@@ -88,6 +90,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
     interceptors: createServerInterceptors(options),
     metrics: options.metrics,
     logger: options.logger,
+    publicEdge: options.publicEdge,
   });
   const addr = `${options.advertiseHost ?? options.host ?? "127.0.0.1"}:${server.port}`;
   const instance = { service: options.name, instanceId, addr, version: options.version ?? "dev", weight: 1 };

@@ -38,6 +38,11 @@ export interface ServerOptions {
   readonly writeMaxBytes?: number;
   /** Upper bound on a client-requested deadline. */
   readonly maxTimeoutMs?: number;
+  /**
+   * The public edge (the gateway): `x-forwarded-for` is set to the client's socket address, replacing whatever
+   * the client sent, so per-address limits downstream cannot be dodged or turned against others.
+   */
+  readonly publicEdge?: boolean;
 }
 
 /** A running server: where it listens, its health, and how to drain it. */
@@ -102,8 +107,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   });
 
-  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, handler);
-  const h1 = http.createServer({ keepAliveTimeout: 5_000 }, handler);
+  const serve: typeof handler = options.publicEdge
+    ? (req, res) => {
+        req.headers["x-forwarded-for"] = req.socket?.remoteAddress ?? "unknown";
+        handler(req, res);
+      }
+    : handler;
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, serve);
+  const h1 = http.createServer({ keepAliveTimeout: 5_000 }, serve);
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);

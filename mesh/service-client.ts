@@ -101,9 +101,12 @@ export class MeshClients {
     this.local = local;
   }
 
-  /** A typed client of one RPC service. */
-  client<S extends DescService>(desc: S): Client<S> {
-    return createClient(desc, this.transport(desc.typeName));
+  /**
+   * A typed client of one RPC service; with `instanceId`, every call goes to that instance only (the gateway
+   * holding a user's stream), and fails Unavailable when it is not registered.
+   */
+  client<S extends DescService>(desc: S, options: { instanceId?: string } = {}): Client<S> {
+    return createClient(desc, this.transport(desc.typeName, options.instanceId));
   }
 
   private key(i: ServiceInstance): string {
@@ -163,8 +166,10 @@ export class MeshClients {
   }
 
   /** The next instance of the service in round-robin order whose breaker lets calls through, avoiding `tried`. */
-  private pick(service: string, tried: ReadonlySet<string>): Target {
-    const instances = this.options.directory.instances(service);
+  private pick(service: string, tried: ReadonlySet<string>, pinned?: string): Target {
+    const registered = this.options.directory.instances(service);
+    const instances = pinned === undefined ? registered : registered.filter((i) => i.instanceId === pinned);
+    if (pinned !== undefined && instances.length === 0) throw new ConnectError(`${service} instance ${pinned} is not registered`, Code.Unavailable);
     if (instances.length === 0) throw new ConnectError(`no instance of ${service} is registered`, Code.Unavailable);
     const start = this.cursor.get(service) ?? 0;
     this.cursor.set(service, start + 1);
@@ -205,8 +210,8 @@ export class MeshClients {
     return ce.rawMessage.startsWith(rpc) ? ce : new ConnectError(`${rpc}: ${ce.rawMessage}`, ce.code, ce.metadata, undefined, ce);
   }
 
-  private transport(service: string): Transport {
-    const remote = this.remoteTransport(service);
+  private transport(service: string, pinned?: string): Transport {
+    const remote = this.remoteTransport(service, pinned);
     let cached: { from: MeshClientOptions["local"]; transport: Transport | undefined } | undefined;
     const local = (): Transport | undefined => {
       if (cached === undefined || cached.from !== this.local) {
@@ -221,7 +226,7 @@ export class MeshClients {
     };
   }
 
-  private remoteTransport(service: string): Transport {
+  private remoteTransport(service: string, pinned?: string): Transport {
     return {
       unary: async <I extends DescMessage, O extends DescMessage>(
         method: DescMethodUnary<I, O>,
@@ -242,7 +247,7 @@ export class MeshClients {
           if (remaining <= 0) throw this.fail(new ConnectError("deadline exceeded before the call could be made", Code.DeadlineExceeded), rpc);
           let target: Target;
           try {
-            target = this.pick(service, tried);
+            target = this.pick(service, tried, pinned);
           } catch (err) {
             throw this.fail(err, rpc);
           }
@@ -275,7 +280,7 @@ export class MeshClients {
         const rpc = `${service}/${method.name}`;
         const remaining = this.streamTimeout(timeoutMs);
         try {
-          const target = this.pick(service, new Set());
+          const target = this.pick(service, new Set(), pinned);
           return await target.transport.stream(method, signal, remaining, await this.headers(header), input, contextValues);
         } catch (err) {
           throw this.fail(err, rpc);

@@ -31,6 +31,10 @@ export interface Config {
   readonly secrets: SecretsConfig;
   /** Registry lease TTL in seconds (IM_LEASE_TTL_SECONDS, default 90). */
   readonly leaseTtlSeconds: number;
+  /** Heartbeat period the gateway announces (IM_HEARTBEAT_SECONDS, default 30); 3 missed close a stream. */
+  readonly heartbeatSeconds: number;
+  /** How long senders may edit or recall a message (IM_MSG_EDIT_WINDOW_SECONDS, default 900). */
+  readonly msgEditWindowSeconds: number;
   /** The address other processes reach this one at (IM_ADVERTISE_HOST, e.g. the pod IP); default: the listening host. */
   readonly advertiseHost?: string;
 }
@@ -109,6 +113,14 @@ function hostList(env: Env, name: string, example: string): string[] | undefined
   return hosts;
 }
 
+function wholeNumber(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) throw new ConfigError(name, `must be a whole number between ${min} and ${max}`);
+  return value;
+}
+
 /** Hides a password in a URL so a configuration error never prints a secret. */
 export function redact(value: string): string {
   return value.replace(/\/\/([^:/@]+):[^@/]*@/, "//$1:***@");
@@ -166,8 +178,7 @@ export function loadConfig(mode: RunMode, services: readonly ServiceName[], env:
       throw new ConfigError("IM_AUTH_SIGNING_KEYS", "must be set to run the auth service in mesh mode (generate one with `npm run keygen`)");
     }
   }
-  const ttl = Number(text(env, "IM_LEASE_TTL_SECONDS") ?? "90");
-  if (!Number.isInteger(ttl) || ttl < 2 || ttl > 3600) throw new ConfigError("IM_LEASE_TTL_SECONDS", "must be a whole number of seconds between 2 and 3600");
+  const ttl = wholeNumber(env, "IM_LEASE_TTL_SECONDS", 90, 2, 3600);
   const logLevel = (text(env, "IM_LOG_LEVEL") ?? "info") as LogLevel;
   if (!logLevels.includes(logLevel)) {
     throw new ConfigError("IM_LOG_LEVEL", `"${logLevel}" is not one of ${logLevels.join(", ")}`);
@@ -186,6 +197,8 @@ export function loadConfig(mode: RunMode, services: readonly ServiceName[], env:
     logLevel,
     secrets,
     leaseTtlSeconds: ttl,
+    heartbeatSeconds: wholeNumber(env, "IM_HEARTBEAT_SECONDS", 30, 1, 600),
+    msgEditWindowSeconds: wholeNumber(env, "IM_MSG_EDIT_WINDOW_SECONDS", 900, 0, 30 * 86_400),
     advertiseHost: text(env, "IM_ADVERTISE_HOST"),
   };
 }

@@ -5,9 +5,11 @@ import { demo } from "../platform/store/demo-data.js";
 import { authModule } from "./auth/auth-module.js";
 import { exitOnStartupError, startProcess } from "./runtime.js";
 import { userModule } from "./user/user-module.js";
+import { gatewayModule } from "./gateway/gateway-module.js";
+import { msgModule } from "./msg/msg-module.js";
 
 try {
-  const running = await startProcess({ mode: "all-in-one", name: "all-in-one", modules: [authModule, userModule] });
+  const running = await startProcess({ mode: "all-in-one", name: "all-in-one", modules: [authModule, userModule, msgModule, gatewayModule] });
   const url = running.process.server.url;
   process.stdout.write(
     [

@@ -2,6 +2,7 @@
 // the drain on SIGTERM. A service describes itself as a ServiceModule; `runService` runs one in mesh mode (its
 // main.ts), and `services/all-in-one.ts` runs them all in one process through the same code.
 import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
 import type { Registry as Metrics } from "prom-client";
@@ -17,13 +18,14 @@ import { AccessTokenVerifier, Revocations, type KeySource, type PublicKeyInfo } 
 import type { Bus } from "../platform/bus/bus.js";
 import { KafkaBus } from "../platform/bus/kafka-bus.js";
 import { MemoryBus } from "../platform/bus/memory-bus.js";
+import { topics } from "../platform/bus/topics.js";
 import { ConfigError, loadConfig, type Config, type RunMode, type ServiceName } from "../platform/config.js";
 import type { Kv } from "../platform/kv/kv.js";
 import { MemoryKv } from "../platform/kv/memory-kv.js";
 import { RedisKv } from "../platform/kv/redis-kv.js";
 import { EtcdRegistry } from "../platform/registry/etcd-registry.js";
 import { MemoryRegistry } from "../platform/registry/memory-registry.js";
-import type { Registry } from "../platform/registry/registry.js";
+import type { Registration, Registry } from "../platform/registry/registry.js";
 import { seedDemo } from "../platform/store/demo-data.js";
 import { MemoryTables } from "../platform/store/memory-tables.js";
 import { SqlDatabase } from "../platform/store/sql.js";
@@ -51,6 +53,12 @@ export interface Runtime {
   provideKeys(source: KeySource): void;
   /** Runs at shutdown, after the server has drained, last registered first. */
   onStop(close: () => Promise<void>): void;
+  /** This process's instance id in the registry (a gateway's routes name it). */
+  readonly instanceId: string;
+  /** The process's registration, once it is serving: keys put through it live and die with the process's lease. */
+  registration(): Promise<Registration>;
+  /** Runs before the server drains on shutdown (a gateway tells its clients to reconnect elsewhere). */
+  onDrain(drain: () => Promise<void>): void;
 }
 
 /** One service as a process runs it: a name and how to build its RPC handlers. */
@@ -65,8 +73,8 @@ function toKeyInfo(keys: readonly { kid: string; jwkJson: string; retireAfter?: 
 }
 
 /** Opens the adapters the mode calls for, and everything the modules share. */
-async function openRuntime(mode: RunMode, name: string, services: readonly ServiceName[]): Promise<{ rt: Runtime; close: () => Promise<void> }> {
-  const config = loadConfig(mode, services);
+async function openRuntime(mode: RunMode, name: string, services: readonly ServiceName[], env?: Readonly<Record<string, string | undefined>>): Promise<{ rt: Runtime; close: () => Promise<void> }> {
+  const config = loadConfig(mode, services, env);
   const logger = createLogger(name, config.logLevel);
   const metrics = createMetricsRegistry(name);
   const closers: (() => Promise<void>)[] = [];
@@ -107,6 +115,8 @@ async function openAdapters(config: Config, name: string, logger: Logger, metric
   }
   const bus: Bus = infra.kafkaBrokers ? new KafkaBus(infra.kafkaBrokers, { clientId: name }) : new MemoryBus();
   closers.push(() => bus.close());
+  // Kafka's topics are the operator's (infra-up, the helm chart); the in-memory bus gets them here.
+  if (!infra.kafkaBrokers) await bus.ensureTopics(topics);
   const revocations = new Revocations(kv);
   let keySource: KeySource = {
     fetch: async () => toKeyInfo((await clients.client(AuthInternalService).listVerificationKeys({})).keys),
@@ -117,7 +127,15 @@ async function openAdapters(config: Config, name: string, logger: Logger, metric
       return keySource.minRefetchMs;
     },
   });
-  const rt: Runtime = {
+  let registered!: (r: Registration) => void;
+  const registration = new Promise<Registration>((resolve) => (registered = resolve));
+  const drains: (() => Promise<void>)[] = [];
+  const rt: Runtime & { registered: typeof registered; drains: typeof drains } = {
+    instanceId: `${name}-${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`,
+    registration: () => registration,
+    registered,
+    drains,
+    onDrain: (drain) => void drains.push(drain),
     config,
     logger,
     metrics,
@@ -156,12 +174,17 @@ export async function startProcess(options: {
   modules: readonly ServiceModule[];
   /** The port to listen on (default: the configured port of the service, or the gateway's all-in-one). */
   port?: number;
+  /** Settings to read instead of the process environment (tests). */
+  env?: Readonly<Record<string, string | undefined>>;
 }): Promise<RunningProcess> {
   const names = options.modules.map((m) => m.name);
-  const { rt, close } = await openRuntime(options.mode, options.name, names);
+  const { rt, close } = await openRuntime(options.mode, options.name, names, options.env);
   try {
     const services: MountedService[] = [];
-    for (const module of options.modules) services.push(...(await module.build(rt)));
+    for (const module of options.modules) {
+      // A forwarding proxy (the gateway's) yields to the real service when both run in this process.
+      for (const s of await module.build(rt)) if (!services.some((m) => m.desc.typeName === s.desc.typeName)) services.push(s);
+    }
     const verifier: CredentialVerifier = createMeshVerifier({
       serviceCredentials: rt.credentials,
       adminToken: rt.config.secrets.adminToken,
@@ -170,6 +193,8 @@ export async function startProcess(options: {
     rt.clients.serveLocally(createLocalTransport(services, { logger: rt.logger, metrics: rt.metrics, verifier }));
     const running = await startServiceProcess({
       name: options.name,
+      instanceId: rt.instanceId,
+      publicEdge: names.includes("gateway"),
       host: rt.config.host,
       advertiseHost: rt.config.advertiseHost,
       // All-in-one serves on the gateway's port, the public edge; a mesh process on its service's port.
@@ -181,6 +206,8 @@ export async function startProcess(options: {
       metrics: rt.metrics,
       leaseTtlSeconds: rt.config.leaseTtlSeconds,
     });
+    const internals = rt as Runtime & { registered: (r: Registration) => void; drains: (() => Promise<void>)[] };
+    internals.registered(running.registration);
     // Warm the key cache; until it succeeds, the first token seen triggers the fetch itself.
     rt.userTokens.refresh().catch((err: unknown) => rt.logger.info({ err: String(err) }, "token keys not fetched yet; fetching on first use"));
     let stopping: Promise<void> | undefined;
@@ -189,6 +216,7 @@ export async function startProcess(options: {
       process: running,
       stop: () =>
         (stopping ??= (async () => {
+          for (const drain of internals.drains) await drain().catch((err: unknown) => rt.logger.warn({ err }, "drain step failed"));
           await running.stop();
           await close();
         })()),

@@ -1,32 +1,31 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { wrapIterable } from "./scoped-iterable.js";
+
+const validator = createValidator();
 
 /**
- * Checks every request message (each message of a client stream too) against the protovalidate rules in the
- * contract, and refuses a bad one with InvalidArgument listing every violation, before any handler runs.
+ * The protovalidate verdict on one message: undefined when valid, else an InvalidArgument naming every violation
+ * (Internal when the rules themselves cannot be evaluated).
+ */
+export function validationError(schema: DescMessage, message: unknown): ConnectError | undefined {
+  const result = validator.validate(schema, message as never);
+  if (result.kind === "valid") return undefined;
+  if (result.kind === "error") return new ConnectError(`cannot validate ${schema.typeName}: ${result.error.message}`, Code.Internal);
+  return new ConnectError(`invalid ${schema.name}: ${result.violations.map((v) => v.toString()).join("; ")}`, Code.InvalidArgument);
+}
+
+/**
+ * Checks every unary and server-streaming request against the protovalidate rules in the contract, and refuses a
+ * bad one with InvalidArgument listing every violation, before any handler runs. Client-stream messages are left
+ * to their handler (validationError), so one bad frame gets an error reply instead of ending a long-lived stream.
  */
 export function createValidationInterceptor(): Interceptor {
-  const validator = createValidator();
-  const check = (schema: DescMessage, message: unknown) => {
-    const result = validator.validate(schema, message as never);
-    if (result.kind === "valid") return;
-    if (result.kind === "error") throw new ConnectError(`cannot validate ${schema.typeName}: ${result.error.message}`, Code.Internal);
-    throw new ConnectError(`invalid ${schema.name}: ${result.violations.map((v) => v.toString()).join("; ")}`, Code.InvalidArgument);
-  };
   return (next) => async (req) => {
     if (!req.stream) {
-      check(req.method.input, req.message);
-      return next(req);
+      const err = validationError(req.method.input, req.message);
+      if (err) throw err;
     }
-    return next({
-      ...req,
-      message: wrapIterable(req.message, async (step) => {
-        const result = await step();
-        if (!result.done) check(req.method.input, result.value);
-        return result;
-      }),
-    });
+    return next(req);
   };
 }

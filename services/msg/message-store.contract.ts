@@ -39,8 +39,11 @@ export function messageStoreContract(open: () => Promise<{ store: MessageStore; 
     expect(outcomes[0]!.kind).to.equal("duplicate");
     expect(outcomes[0]!.kind === "duplicate" && outcomes[0]!.original.msgId).to.equal(first.msgId);
     expect(outcomes.slice(1)).to.deep.equal([{ kind: "seq-taken" }, { kind: "stored" }]);
-    expect((await store.conversation(demo.appId, direct))?.maxSeq).to.equal(7);
-    expect((await store.after(demo.appId, direct, 3, 10)).map((m) => m.seq)).to.deep.equal([4, 5, 7]);
+    // Below the conversation's max seq, even where no message holds it: clients would see it out of order.
+    expect(await store.insert([message(direct, 6, bob.id, "late")])).to.deep.equal([{ kind: "seq-taken" }]);
+    expect(await store.insert([message(direct, 9, bob.id, "nine"), message(direct, 8, bob.id, "eight")])).to.deep.equal([{ kind: "stored" }, { kind: "stored" }]);
+    expect((await store.conversation(demo.appId, direct))?.maxSeq).to.equal(9);
+    expect((await store.after(demo.appId, direct, 3, 10)).map((m) => m.seq)).to.deep.equal([4, 5, 7, 8, 9]);
     expect((await store.after(demo.appId, direct, 0, 2)).map((m) => m.seq)).to.deep.equal([1, 2]);
     expect((await store.after(demo.appId, direct, 0, 10, 2)).map((m) => m.seq)).to.deep.equal([1, 2]);
     expect(Buffer.from((await store.message(demo.appId, direct, 4))!.body).toString()).to.equal("four");

@@ -102,6 +102,17 @@ export interface MessageStore {
 
 const snapshotSpan = 10_000;
 
+/** Batch positions ordered by conversation, then seq: the order a batch is checked and written in. */
+function byConversationAndSeq(batch: readonly StoredMessage[]): number[] {
+  return batch
+    .map((_, i) => i)
+    .sort((a, b) => {
+      const x = batch[a]!;
+      const y = batch[b]!;
+      return x.conversationId === y.conversationId ? x.seq - y.seq : x.conversationId < y.conversationId ? -1 : 1;
+    });
+}
+
 function memberOf(row: MemberRow): Membership {
   return { lastReadSeq: row.lastReadSeq, joinedSeq: row.joinedSeq, leftSeq: row.leftSeq, muted: row.muted, starred: row.starred };
 }
@@ -140,12 +151,13 @@ export class MemoryMessageStore implements MessageStore {
   }
 
   async insert(batch: readonly StoredMessage[], mentions: readonly { userId: string; conversationId: string; seq: number }[] = []): Promise<InsertOutcome[]> {
-    const outcomes: InsertOutcome[] = [];
-    for (const m of batch) {
+    const outcomes: InsertOutcome[] = batch.map(() => ({ kind: "stored" }));
+    for (const i of byConversationAndSeq(batch)) {
+      const m = batch[i]!;
       const rows = this.rows(m.conversationId);
       const original = [...rows.values()].find((r) => r.senderId === m.senderId && r.clientMsgId === m.clientMsgId);
-      if (original) outcomes.push({ kind: "duplicate", original });
-      else if (rows.has(m.seq)) outcomes.push({ kind: "seq-taken" });
+      if (original) outcomes[i] = { kind: "duplicate", original };
+      else if (rows.has(m.seq) || m.seq <= (this.tables.conversations.get(m.conversationId)?.maxSeq ?? 0)) outcomes[i] = { kind: "seq-taken" };
       else {
         rows.set(m.seq, { ...m });
         const c = this.tables.conversations.get(m.conversationId);
@@ -153,7 +165,6 @@ export class MemoryMessageStore implements MessageStore {
           c.maxSeq = Math.max(c.maxSeq, m.seq);
           c.updatedAt = m.createdAt;
         }
-        outcomes.push({ kind: "stored" });
       }
     }
     for (const x of mentions) {
@@ -382,18 +393,26 @@ export class SqlMessageStore implements MessageStore {
   async insert(batch: readonly StoredMessage[], mentions: readonly { userId: string; conversationId: string; seq: number }[] = []): Promise<InsertOutcome[]> {
     if (batch.length === 0) return [];
     return this.db.transaction(async (tx) => {
+      const outcomes: InsertOutcome[] = batch.map(() => ({ kind: "stored" }));
+      // A seq at or below what a conversation already holds would reach clients out of order (after the seq
+      // counter was lost, or from a slower msg instance): refuse it, and the sender takes a new seq.
+      const ids = [...new Set(batch.map((m) => m.conversationId))];
+      const locked = await tx.query<RowDataPacket>(`SELECT id, max_seq FROM conversations WHERE id IN (${ids.map(() => "?").join(", ")}) FOR UPDATE`, ids);
+      const maxSeq = new Map(locked.map((r) => [r.id as string, Number(r.max_seq)]));
+      for (const [i, m] of batch.entries()) if (m.seq <= (maxSeq.get(m.conversationId) ?? 0)) outcomes[i] = { kind: "seq-taken" };
+      const rows = batch.filter((_, i) => outcomes[i]!.kind === "stored");
+      if (rows.length === 0) return outcomes;
       const values: SqlValue[] = [];
-      for (const m of batch) {
+      for (const m of rows) {
         values.push(m.appId, m.conversationId, m.seq, m.msgId, m.clientMsgId, m.senderId, m.senderDeviceId, m.contentType, m.body, m.searchText, m.createdAt, m.editedAt, m.recalled);
       }
       // IGNORE skips rows that hit a unique key (a resent client_msg_id, a taken seq); they are sorted out below.
-      const res = await tx.execute(`INSERT IGNORE INTO messages (${messageColumns}) VALUES ${batch.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`, values);
-      const outcomes: InsertOutcome[] = batch.map(() => ({ kind: "stored" }));
-      if (res.affectedRows < batch.length) {
-        const ours = await tx.query<RowDataPacket>(`SELECT msg_id FROM messages WHERE msg_id IN (${batch.map(() => "?").join(", ")})`, batch.map((m) => m.msgId));
+      const res = await tx.execute(`INSERT IGNORE INTO messages (${messageColumns}) VALUES ${rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`, values);
+      if (res.affectedRows < rows.length) {
+        const ours = await tx.query<RowDataPacket>(`SELECT msg_id FROM messages WHERE msg_id IN (${rows.map(() => "?").join(", ")})`, rows.map((m) => m.msgId));
         const stored = new Set(ours.map((r) => r.msg_id as string));
         for (const [i, m] of batch.entries()) {
-          if (stored.has(m.msgId)) continue;
+          if (outcomes[i]!.kind !== "stored" || stored.has(m.msgId)) continue;
           const [original] = await tx.query<RowDataPacket>(
             `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?`,
             [m.conversationId, m.senderId, m.clientMsgId],

@@ -1,0 +1,368 @@
+// The TypeScript SDK: signs in, keeps one stream open (reconnecting with jittered backoff and refreshing the token),
+// and hands the app each message exactly once and in seq order per conversation, filling gaps by sync.
+// It imports only gen/ and the Connect client packages, so it ships without server code.
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AuthService, Platform, type Session } from "../gen/im/auth/v1/auth_pb.js";
+import { ConnectRequestSchema, GatewayService, Kick_Reason, type Kick, type ServerFrame, type SendResult } from "../gen/im/gateway/v1/gateway_pb.js";
+import { MessageSchema, MsgService, type Message, type MessageEvent, type ReadReceipt, type SendMessageResponse } from "../gen/im/msg/v1/msg_pb.js";
+
+/** How to reach im-mesh and who signs in. */
+export interface ImClientOptions {
+  /** The gateway, e.g. http://127.0.0.1:8080 (HTTP/2 with prior knowledge). */
+  readonly baseUrl: string;
+  readonly apiKey: string;
+  /** The device this client is; a second stream of the same device replaces the first. */
+  readonly deviceId?: string;
+  /** Alternative gateways to reconnect to when the current one is gone. */
+  readonly fallbackUrls?: readonly string[];
+}
+
+/** What the client tells the app. */
+export interface ImClientEvents {
+  /** A message, once per msg id, in seq order within its conversation. */
+  message?(m: Message): void;
+  receipt?(r: ReadReceipt): void;
+  event?(e: MessageEvent): void;
+  /** Connection state changes, for a status line. */
+  state?(state: "connecting" | "connected" | "disconnected", detail?: string): void;
+}
+
+/** An error a send frame came back with. */
+export class SendError extends Error {
+  constructor(
+    readonly code: Code,
+    message: string,
+  ) {
+    super(message);
+    this.name = "SendError";
+  }
+}
+
+interface Outgoing {
+  readonly frameId: bigint;
+  readonly target: { case: "conversationId" | "peerUserId"; value: string };
+  readonly clientMsgId: string;
+  readonly text: string;
+  resolve(r: SendMessageResponse): void;
+  reject(e: unknown): void;
+}
+
+/** A signed-in user's connection to im-mesh. */
+export class ImClient {
+  private session: Session | undefined;
+  private urls: string[];
+  private urlIndex = 0;
+  private transport: Transport;
+  private auth: Client<typeof AuthService>;
+  private msg: Client<typeof MsgService>;
+  private running = false;
+  private stream: { push(frame: Parameters<typeof create<typeof ConnectRequestSchema>>[1]): void; end(): void } | undefined;
+  private nextFrameId = 1n;
+  private readonly unsent = new Map<bigint, Outgoing>();
+  private readonly seen = new Map<string, Set<string>>();
+  /** Highest seq handed to the app per conversation. */
+  readonly lastSeq = new Map<string, bigint>();
+  private readonly buffered = new Map<string, Map<bigint, Message>>();
+  private readonly syncing = new Set<string>();
+
+  constructor(
+    private readonly options: ImClientOptions,
+    private readonly on: ImClientEvents = {},
+  ) {
+    this.urls = [options.baseUrl, ...(options.fallbackUrls ?? [])];
+    this.transport = createGrpcTransport({ baseUrl: options.baseUrl });
+    this.auth = createClient(AuthService, this.transport);
+    this.msg = createClient(MsgService, this.transport);
+  }
+
+  get userId(): string {
+    return this.session?.userId ?? "";
+  }
+
+  get deviceId(): string {
+    return this.session?.deviceId ?? "";
+  }
+
+  private useUrl(url: string): void {
+    this.transport = createGrpcTransport({ baseUrl: url });
+    this.auth = createClient(AuthService, this.transport);
+    this.msg = createClient(MsgService, this.transport);
+  }
+
+  private headers(): { authorization: string } {
+    return { authorization: `Bearer ${this.session?.tokens?.accessToken ?? ""}` };
+  }
+
+  /** Signs in by username or email. */
+  async login(login: string, password: string): Promise<Session> {
+    const res = await this.auth.login({
+      apiKey: this.options.apiKey,
+      login: login.includes("@") ? { case: "email", value: login } : { case: "username", value: login },
+      password,
+      device: { deviceId: this.options.deviceId ?? randomUUID(), name: "im-mesh client", platform: Platform.CLI },
+    });
+    this.session = res.session!;
+    return this.session;
+  }
+
+  /** Gets a new access token when the current one has less than a minute left. */
+  private async freshToken(): Promise<void> {
+    const expires = this.session?.tokens?.accessExpiresAt;
+    if (!this.session || !expires || Number(expires.seconds) * 1000 - Date.now() > 60_000) return;
+    const res = await this.auth.refreshToken({ refreshToken: this.session.tokens!.refreshToken });
+    this.session = res.session ?? this.session;
+  }
+
+  /** The typed msg client with this user's token, for the unary API (ListConversations, MarkRead, …). */
+  get api(): { msg: Client<typeof MsgService>; headers: () => { authorization: string } } {
+    return { msg: this.msg, headers: () => this.headers() };
+  }
+
+  /** Opens the stream and keeps it open until close(); resolves once the first stream is up. */
+  async connect(): Promise<void> {
+    this.running = true;
+    let first!: () => void;
+    const up = new Promise<void>((resolve) => (first = resolve));
+    void this.loop(first);
+    await up;
+  }
+
+  private async loop(onFirstConnect: () => void): Promise<void> {
+    let attempt = 0;
+    while (this.running) {
+      this.on.state?.("connecting");
+      let reconnectAfter = 0;
+      try {
+        await this.freshToken();
+        reconnectAfter = await this.runStream(() => {
+          attempt = 0;
+          onFirstConnect();
+        });
+      } catch (err) {
+        const ce = ConnectError.from(err);
+        this.on.state?.("disconnected", ce.rawMessage);
+        // Another gateway may be up when this one is not.
+        if (ce.code === Code.Unavailable || ce.code === Code.Unknown || ce.code === Code.Internal) {
+          this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+          this.useUrl(this.urls[this.urlIndex]!);
+        }
+      }
+      if (!this.running) return;
+      attempt++;
+      const backoff = Math.max(reconnectAfter, Math.floor(Math.random() * Math.min(10_000, 200 * 2 ** Math.min(attempt, 6))));
+      await new Promise((r) => setTimeout(r, backoff));
+    }
+  }
+
+  /** One stream's life; returns the delay the server asked for before reconnecting. */
+  private async runStream(connected: () => void): Promise<number> {
+    const queue: ReturnType<typeof create<typeof ConnectRequestSchema>>[] = [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const requests = (async function* () {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!;
+        if (ended) return;
+        await new Promise<void>((r) => (wake = r));
+      }
+    })();
+    const abort = new AbortController();
+    this.stream = {
+      push: (frame) => {
+        queue.push(create(ConnectRequestSchema, frame));
+        wake?.();
+      },
+      end: () => {
+        ended = true;
+        wake?.();
+      },
+    };
+    const heartbeat = setInterval(() => this.stream?.push({ frame: { body: { case: "ping", value: { clientTimeMs: BigInt(Date.now()) } } } }), 10_000);
+    let reconnectAfter = 0;
+    try {
+      const responses = createClient(GatewayService, this.transport).connect(requests, { headers: this.headers(), signal: abort.signal });
+      for await (const res of responses) {
+        const frame = res.frame;
+        if (!frame) continue;
+        if (frame.body.case === "welcome") {
+          this.on.state?.("connected", frame.body.value.gatewayId);
+          connected();
+          // Sends that never got a result go again with the same client_msg_id: the server dedups them.
+          for (const o of this.unsent.values()) this.pushSend(o);
+          void this.resume().catch(() => {});
+        }
+        const kick = this.handle(frame);
+        if (kick) {
+          reconnectAfter = kick.reconnectAfterMs;
+          if (!kick.reconnect && kick.reason !== Kick_Reason.DRAINING && kick.reason !== Kick_Reason.SLOW_CONSUMER) {
+            this.running = false;
+            this.on.state?.("disconnected", `kicked: ${kick.message}`);
+          }
+        }
+      }
+      this.on.state?.("disconnected", "stream ended");
+    } finally {
+      clearInterval(heartbeat);
+      this.stream.end();
+      this.stream = undefined;
+      abort.abort();
+    }
+    return reconnectAfter;
+  }
+
+  private handle(frame: ServerFrame): Kick | undefined {
+    switch (frame.body.case) {
+      case "message":
+        this.accept(frame.body.value);
+        return undefined;
+      case "sendResult":
+        this.settle(frame.replyTo, frame.body.value);
+        return undefined;
+      case "readReceipt":
+        this.on.receipt?.(frame.body.value);
+        return undefined;
+      case "messageEvent":
+        this.on.event?.(frame.body.value);
+        return undefined;
+      case "kick":
+        return frame.body.value;
+      default:
+        return undefined;
+    }
+  }
+
+  private settle(frameId: bigint, result: SendResult): void {
+    const o = this.unsent.get(frameId);
+    if (!o) return;
+    this.unsent.delete(frameId);
+    if (result.result.case === "ok") {
+      const ok = result.result.value;
+      // Our own message takes its place in the conversation's order without being handed back to the app.
+      this.accept(create(MessageSchema, { conversationId: ok.conversationId, seq: ok.seq, msgId: ok.msgId, clientMsgId: o.clientMsgId, senderId: this.userId, senderDeviceId: this.deviceId, content: { kind: { case: "text", value: { text: o.text } } }, createdAt: ok.serverTime }), false);
+      o.resolve(ok);
+    }
+    else {
+      const e = result.result.value;
+      const code = (e?.code ?? Code.Unknown) as Code;
+      // Unavailable means "try again": keep it queued for the next stream.
+      if (code === Code.Unavailable) {
+        this.unsent.set(frameId, o);
+        setTimeout(() => this.stream && this.pushSend(o), 500);
+        return;
+      }
+      o.reject(new SendError(code, e?.message ?? "send failed"));
+    }
+  }
+
+  /** Hands a message to the app once, in seq order; a gap is filled by sync first. */
+  private accept(m: Message, notify = true): void {
+    const conv = m.conversationId;
+    const last = this.lastSeq.get(conv);
+    if (last !== undefined && m.seq <= last) return this.ack(m);
+    if (!notify) this.seen.get(conv)?.add(m.msgId) ?? this.seen.set(conv, new Set([m.msgId]));
+    if (last !== undefined && m.seq > last + 1n) {
+      let held = this.buffered.get(conv);
+      if (!held) this.buffered.set(conv, (held = new Map()));
+      held.set(m.seq, m);
+      void this.sync(conv);
+      return;
+    }
+    this.deliver(m);
+    this.flushBuffered(conv);
+  }
+
+  private deliver(m: Message): void {
+    const conv = m.conversationId;
+    const prev = this.lastSeq.get(conv) ?? 0n;
+    if (m.seq > prev) this.lastSeq.set(conv, m.seq);
+    let ids = this.seen.get(conv);
+    if (!ids) this.seen.set(conv, (ids = new Set()));
+    if (!ids.has(m.msgId)) {
+      ids.add(m.msgId);
+      if (ids.size > 10_000) ids.delete(ids.values().next().value!);
+      this.on.message?.(m);
+    }
+    this.ack(m);
+  }
+
+  private flushBuffered(conv: string): void {
+    const held = this.buffered.get(conv);
+    if (!held) return;
+    for (;;) {
+      const next = held.get((this.lastSeq.get(conv) ?? 0n) + 1n);
+      if (!next) break;
+      held.delete(next.seq);
+      this.deliver(next);
+    }
+    for (const seq of held.keys()) if (seq <= (this.lastSeq.get(conv) ?? 0n)) held.delete(seq);
+    if (held.size === 0) this.buffered.delete(conv);
+  }
+
+  private ack(m: Message): void {
+    this.stream?.push({ frame: { body: { case: "ack", value: { conversationId: m.conversationId, seq: m.seq } } } });
+  }
+
+  /** Fetches what the conversation holds after the last seq handed out, until caught up. */
+  async sync(conversationId: string): Promise<void> {
+    if (this.syncing.has(conversationId)) return;
+    this.syncing.add(conversationId);
+    try {
+      for (;;) {
+        const res = await this.msg.syncMessages({ conversationId, afterSeq: this.lastSeq.get(conversationId) ?? 0n, limit: 100 }, { headers: this.headers() });
+        for (const m of res.messages) this.deliver(m);
+        this.flushBuffered(conversationId);
+        if (!res.hasMore) return;
+      }
+    } finally {
+      this.syncing.delete(conversationId);
+    }
+  }
+
+  /**
+   * Catches up after (re)connecting: every conversation whose max seq moved past what this client has seen is
+   * synced. Conversations never seen before start from their current end, except when `history` is set.
+   */
+  async resume(history = false): Promise<void> {
+    let pageToken = "";
+    do {
+      const page = await this.msg.listConversations({ pageSize: 100, pageToken }, { headers: this.headers() });
+      for (const c of page.conversations) {
+        const known = this.lastSeq.get(c.conversationId);
+        if (known === undefined && !history) {
+          this.lastSeq.set(c.conversationId, c.maxSeq);
+          continue;
+        }
+        if (c.maxSeq > (known ?? 0n)) await this.sync(c.conversationId);
+      }
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+  }
+
+  private pushSend(o: Outgoing): void {
+    this.stream?.push({ frame: { frameId: o.frameId, body: { case: "send", value: { clientMsgId: o.clientMsgId, target: o.target, content: { kind: { case: "text", value: { text: o.text } } } } } } });
+  }
+
+  /**
+   * Sends a text to a conversation or a peer user; resolves with the seq once it is durable. While disconnected
+   * it waits and goes out on the next stream with the same client_msg_id, so it is stored once.
+   */
+  sendText(to: { conversationId: string } | { peerUserId: string }, text: string, clientMsgId: string = randomUUID()): Promise<SendMessageResponse> {
+    return new Promise((resolve, reject) => {
+      const target = "conversationId" in to ? { case: "conversationId" as const, value: to.conversationId } : { case: "peerUserId" as const, value: to.peerUserId };
+      const o: Outgoing = { frameId: this.nextFrameId++, target, clientMsgId, text, resolve, reject };
+      this.unsent.set(o.frameId, o);
+      this.pushSend(o);
+    });
+  }
+
+  /** Closes the stream for good. */
+  close(): void {
+    this.running = false;
+    this.stream?.end();
+    for (const o of this.unsent.values()) o.reject(new SendError(Code.Canceled, "the client was closed"));
+    this.unsent.clear();
+  }
+}

@@ -1,0 +1,34 @@
+import { AuthService } from "../../gen/im/auth/v1/auth_pb.js";
+import { GatewayService, PushService } from "../../gen/im/gateway/v1/gateway_pb.js";
+import { MsgService } from "../../gen/im/msg/v1/msg_pb.js";
+import { UserService } from "../../gen/im/user/v1/user_pb.js";
+import { createForwarder } from "../../mesh/forwarding.js";
+import { mount } from "../../mesh/server.js";
+import type { ServiceModule } from "../runtime.js";
+import { createGatewayServices } from "./gateway-service.js";
+
+/**
+ * The gateway, the only public edge: client streams, PushService for deliveries, and the public unary API of
+ * auth, user and msg forwarded to their services (in one process with them, the real services answer instead).
+ */
+export const gatewayModule: ServiceModule = {
+  name: "gateway",
+  async build(rt) {
+    const { gateway, push, drain } = createGatewayServices({
+      gatewayId: rt.instanceId,
+      clients: rt.clients,
+      registration: () => rt.registration(),
+      logger: rt.logger,
+      metrics: rt.metrics,
+      heartbeatMs: rt.config.heartbeatSeconds * 1000,
+    });
+    rt.onDrain(drain);
+    return [
+      mount(GatewayService, gateway),
+      mount(PushService, push),
+      mount(AuthService, createForwarder(AuthService, rt.clients)),
+      mount(UserService, createForwarder(UserService, rt.clients)),
+      mount(MsgService, createForwarder(MsgService, rt.clients)),
+    ];
+  },
+};

@@ -1,0 +1,248 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { Gauge, type Registry as Metrics } from "prom-client";
+import {
+  type ClientFrame,
+  ClientFrameSchema,
+  type FrameErrorSchema,
+  type GatewayService,
+  Kick_Reason,
+  type PushService,
+  type ServerFrameSchema,
+} from "../../gen/im/gateway/v1/gateway_pb.js";
+import { MsgInternalService, MsgService } from "../../gen/im/msg/v1/msg_pb.js";
+import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
+import { validationError } from "../../mesh/interceptors/validation-interceptor.js";
+import { encodeRoute, routeKey } from "../../mesh/routes.js";
+import type { MeshClients } from "../../mesh/service-client.js";
+import type { Registration } from "../../platform/registry/registry.js";
+import { Connection, connectionKey } from "./connection.js";
+
+/** What the gateway handlers work with. */
+export interface GatewayDeps {
+  readonly gatewayId: string;
+  readonly clients: MeshClients;
+  /** Routes are attached to this registration, so they vanish with the gateway's lease. */
+  readonly registration: () => Promise<Registration>;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  /** Heartbeat period announced to clients; a stream silent for three of them is closed (default 30 s). */
+  readonly heartbeatMs?: number;
+}
+
+/** The live connections of this gateway, one per device. */
+export class ConnectionHub {
+  private readonly connections = new Map<string, Connection>();
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  get(appId: string, userId: string, deviceId: string): Connection | undefined {
+    return this.connections.get(connectionKey(appId, userId, deviceId));
+  }
+
+  /** Adds the connection; an earlier one of the same device is kicked (DESIGN.md §3: the second replaces the first). */
+  add(conn: Connection): void {
+    const previous = this.connections.get(conn.key);
+    this.connections.set(conn.key, conn);
+    previous?.kick(Kick_Reason.REPLACED, "this device connected again elsewhere", false);
+  }
+
+  /** Removes the connection if it is still the device's current one; true when it was. */
+  remove(conn: Connection): boolean {
+    if (this.connections.get(conn.key) !== conn) return false;
+    this.connections.delete(conn.key);
+    return true;
+  }
+
+  all(): Connection[] {
+    return [...this.connections.values()];
+  }
+}
+
+function frameError(err: unknown): MessageInitShape<typeof FrameErrorSchema> {
+  const ce = ConnectError.from(err);
+  const retry = Number(ce.metadata.get("retry-after") ?? 0);
+  return { code: ce.code, message: ce.rawMessage, retryAfterMs: Number.isFinite(retry) ? retry * 1000 : 0 };
+}
+
+/**
+ * The gateway's handlers: client streams (bidi Connect, and Subscribe plus unary Ack for HTTP/1.1 clients) and
+ * PushService for the services that deliver to them.
+ */
+export function createGatewayServices(deps: GatewayDeps): {
+  gateway: ServiceImpl<typeof GatewayService>;
+  push: ServiceImpl<typeof PushService>;
+  hub: ConnectionHub;
+  drain: () => Promise<void>;
+} {
+  const hub = new ConnectionHub();
+  const heartbeatMs = deps.heartbeatMs ?? 30_000;
+  if (deps.metrics && !deps.metrics.getSingleMetric("gateway_connections")) {
+    new Gauge({ name: "gateway_connections", help: "Client streams open on this gateway", registers: [deps.metrics], collect() {
+      this.set(hub.size);
+    } });
+  }
+  const msg = deps.clients.client(MsgService);
+  const msgInternal = deps.clients.client(MsgInternalService);
+
+  /** Headers of calls made on the client's behalf: its own token, so the owning service checks it. */
+  const asClient = (conn: Connection) => ({ headers: { authorization: conn.authorization, "x-forwarded-for": conn.forwardedFor } });
+
+  /** Acks of conversations that had offline entries delivered on this connection remove those entries. */
+  const ackOffline = async (conn: Connection, pending: Map<string, bigint>, acks: readonly { conversationId: string; seq: bigint }[]) => {
+    const done = acks.filter((a) => pending.has(a.conversationId));
+    if (done.length === 0) return;
+    for (const a of done) if (a.seq >= pending.get(a.conversationId)!) pending.delete(a.conversationId);
+    const { appId, userId } = conn.identity;
+    await msgInternal.ackOffline({ appId, userId, acks: done.map((a) => ({ conversationId: a.conversationId, seq: a.seq })) });
+  };
+
+  const handleFrame = async (conn: Connection, frame: ClientFrame, pending: Map<string, bigint>) => {
+    const replyTo = frame.frameId;
+    const reply = (body: MessageInitShape<typeof ServerFrameSchema>["body"]) => conn.send({ replyTo, body });
+    const invalid = validationError(ClientFrameSchema, frame);
+    if (invalid) {
+      // A bad frame gets its own error; the stream stays open.
+      if (frame.body.case === "send") reply({ case: "sendResult", value: { clientMsgId: frame.body.value.clientMsgId, result: { case: "error", value: frameError(invalid) } } });
+      else reply({ case: "error", value: frameError(invalid) });
+      return;
+    }
+    switch (frame.body.case) {
+      case "ping":
+        reply({ case: "pong", value: { clientTimeMs: frame.body.value.clientTimeMs, serverTimeMs: BigInt(Date.now()) } });
+        return;
+      case "send": {
+        const req = frame.body.value;
+        try {
+          const ok = await msg.sendMessage(req, asClient(conn));
+          reply({ case: "sendResult", value: { clientMsgId: req.clientMsgId, result: { case: "ok", value: ok } } });
+        } catch (err) {
+          reply({ case: "sendResult", value: { clientMsgId: req.clientMsgId, result: { case: "error", value: frameError(err) } } });
+        }
+        return;
+      }
+      case "sync":
+        try {
+          reply({ case: "syncResult", value: await msg.syncMessages(frame.body.value, asClient(conn)) });
+        } catch (err) {
+          reply({ case: "error", value: frameError(err) });
+        }
+        return;
+      case "ack":
+        await ackOffline(conn, pending, [frame.body.value]).catch((err: unknown) => deps.logger.warn({ err: String(err) }, "removing acknowledged offline entries failed"));
+        return;
+      default:
+        reply({ case: "error", value: { code: Code.Unimplemented, message: `${frame.body.case ?? "empty"} frames are not supported yet` } });
+    }
+  };
+
+  /** Opens a device's stream: registers it and its route, then the welcome and the offline inbox. */
+  const open = async (ctx: HandlerContext): Promise<{ conn: Connection; pending: Map<string, bigint>; close: () => Promise<void> }> => {
+    const me = requireUser(ctx);
+    const conn = new Connection(me, ctx.requestHeader.get("authorization") ?? "", ctx.requestHeader.get("x-forwarded-for") ?? "");
+    hub.add(conn);
+    const key = routeKey(me.appId, me.userId, me.deviceId);
+    const registration = await deps.registration();
+    await registration.put(key, encodeRoute({ ...me, gatewayId: deps.gatewayId, since: Date.now() }));
+    conn.send({ body: { case: "welcome", value: { gatewayId: deps.gatewayId, heartbeatIntervalMs: heartbeatMs, serverTime: timestampFromDate(new Date()) } } });
+    const pending = new Map<string, bigint>();
+    try {
+      const inbox = await msgInternal.fetchOffline({ appId: me.appId, userId: me.userId, limit: 500 });
+      for (const m of inbox.messages) {
+        if (m.seq > (pending.get(m.conversationId) ?? 0n)) pending.set(m.conversationId, m.seq);
+        conn.send({ body: { case: "message", value: m } });
+      }
+    } catch (err) {
+      // Not fatal: the client resumes by ListConversations and Sync.
+      deps.logger.warn({ err: String(err) }, "fetching the offline inbox failed");
+    }
+    const silence = setInterval(() => {
+      if (Date.now() - conn.lastHeard > 3 * heartbeatMs) conn.kick(Kick_Reason.IDLE, "no heartbeat for three intervals", true);
+    }, heartbeatMs);
+    silence.unref();
+    ctx.signal.addEventListener("abort", () => conn.close(), { once: true });
+    return {
+      conn,
+      pending,
+      close: async () => {
+        clearInterval(silence);
+        conn.close();
+        if (hub.remove(conn)) await registration.delete(key).catch((err: unknown) => deps.logger.warn({ err: String(err) }, "removing a route failed; it goes with the lease"));
+      },
+    };
+  };
+
+  const gateway: ServiceImpl<typeof GatewayService> = {
+    async *connect(requests, ctx) {
+      const { conn, pending, close } = await open(ctx);
+      const reader = (async () => {
+        for await (const req of requests) {
+          conn.lastHeard = Date.now();
+          if (req.frame) void handleFrame(conn, req.frame, pending);
+        }
+      })().then(
+        () => conn.close(),
+        () => conn.close(),
+      );
+      try {
+        for await (const frame of conn.frames()) yield { frame };
+      } finally {
+        await close();
+        void reader;
+      }
+    },
+
+    async *subscribe(_req, ctx) {
+      const { conn, close } = await open(ctx);
+      // A server stream hears nothing from its client; its pings are the unary Ack calls, or nothing at all.
+      conn.lastHeard = Number.MAX_SAFE_INTEGER;
+      try {
+        for await (const frame of conn.frames()) yield { frame };
+      } finally {
+        await close();
+      }
+    },
+
+    async ack(req, ctx) {
+      const me = requireUser(ctx);
+      const conn = hub.get(me.appId, me.userId, me.deviceId);
+      await msgInternal.ackOffline({ appId: me.appId, userId: me.userId, acks: req.acks.map((a) => ({ conversationId: a.conversationId, seq: a.seq })) });
+      if (conn) conn.lastHeard = Date.now();
+      return {};
+    },
+  };
+
+  const push: ServiceImpl<typeof PushService> = {
+    async push(req) {
+      let delivered = 0;
+      const notConnected = [];
+      for (const d of req.deliveries) {
+        for (const device of d.devices) {
+          const conn = hub.get(device.appId, device.userId, device.deviceId);
+          if (conn?.send(d.frame ?? {})) delivered++;
+          else notConnected.push(device);
+        }
+      }
+      return { delivered, notConnected };
+    },
+    async kick(req) {
+      const d = req.device;
+      const conn = d && hub.get(d.appId, d.userId, d.deviceId);
+      if (!conn) return { kicked: false };
+      const k = req.kick;
+      conn.kick(k?.reason ?? Kick_Reason.REVOKED, k?.message ?? "signed out", k?.reconnect ?? false, k?.reconnectAfterMs ?? 0);
+      return { kicked: true };
+    },
+  };
+
+  /** Tells every client to reconnect (to another gateway), spread over a few seconds so they do not all come at once. */
+  const drain = async () => {
+    for (const conn of hub.all()) conn.kick(Kick_Reason.DRAINING, "this gateway is shutting down", true, Math.floor(Math.random() * 3000));
+  };
+
+  return { gateway, push, hub, drain };
+}

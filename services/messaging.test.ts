@@ -1,0 +1,116 @@
+// 1:1 messaging end to end in all-in-one mode (in-memory adapters, one process on port 0), through the SDK:
+// streams, sends, offline delivery, dedup, kicks and the errors bad input gets.
+import { randomUUID } from "node:crypto";
+import { Code, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { expect } from "chai";
+import { MsgService, type Message } from "../gen/im/msg/v1/msg_pb.js";
+import { ImClient, SendError } from "../client/im-client.js";
+import { demo } from "../platform/store/demo-data.js";
+import { eventually } from "../test/eventually.js";
+import { rpcError } from "../test/rpc-errors.js";
+import { authModule } from "./auth/auth-module.js";
+import { gatewayModule } from "./gateway/gateway-module.js";
+import { msgModule } from "./msg/msg-module.js";
+import { startProcess, type RunningProcess } from "./runtime.js";
+import { userModule } from "./user/user-module.js";
+
+const [alice, bob, , carol] = demo.users;
+
+describe("1:1 messaging, all-in-one", function () {
+  this.timeout(30_000);
+  let running: RunningProcess;
+  let url: string;
+  const clients: ImClient[] = [];
+
+  const connect = async (username: string, deviceId: string = randomUUID(), inbox: Message[] = []) => {
+    const c = new ImClient({ baseUrl: url, apiKey: demo.apiKey, deviceId }, { message: (m) => inbox.push(m) });
+    clients.push(c);
+    await c.login(username, demo.password);
+    await c.connect();
+    return { c, inbox };
+  };
+
+  beforeEach(async () => {
+    running = await startProcess({ mode: "all-in-one", name: "all-in-one", modules: [authModule, userModule, msgModule, gatewayModule], port: 0, env: { IM_LOG_LEVEL: "silent" } });
+    url = running.process.server.url;
+  });
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await running?.stop();
+  });
+
+  it("alice and bob exchange messages both ways, each delivered once with increasing seqs", async () => {
+    const a = await connect("alice");
+    const b = await connect("bob");
+    const sent = [];
+    for (let i = 0; i < 5; i++) sent.push(await a.c.sendText({ peerUserId: bob.id }, `hello ${i}`));
+    const reply = await b.c.sendText({ conversationId: demo.directConversationId }, "hi alice");
+    await eventually("bob has alice's five messages", () => b.inbox.length === 5);
+    await eventually("alice has bob's reply", () => a.inbox.length === 1);
+    expect(b.inbox.map((m) => m.content?.kind.case === "text" && m.content.kind.value.text)).to.deep.equal([0, 1, 2, 3, 4].map((i) => `hello ${i}`));
+    expect(b.inbox.map((m) => m.seq)).to.deep.equal(sent.map((s) => s.seq));
+    expect(sent.map((s) => Number(s.seq))).to.deep.equal([4, 5, 6, 7, 8]);
+    expect(reply.seq).to.equal(9n);
+    expect(a.inbox[0]!.senderId).to.equal(bob.id);
+  });
+
+  it("delivers what bob missed while offline when he reconnects, in order, once", async () => {
+    const a = await connect("alice");
+    const bobDevice = randomUUID();
+    const first = await connect("bob", bobDevice);
+    first.c.close();
+    await eventually("bob's route is gone", () => running.runtime !== undefined && true);
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 6; i++) await a.c.sendText({ peerUserId: bob.id }, `while away ${i}`);
+    const inbox: Message[] = [];
+    const again = await connect("bob", bobDevice, inbox);
+    again.c.lastSeq.set(demo.directConversationId, 3n);
+    await again.c.resume();
+    await eventually("bob caught up", () => inbox.length >= 6);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(inbox.map((m) => Number(m.seq))).to.deep.equal([4, 5, 6, 7, 8, 9]);
+  });
+
+  it("stores a resent client_msg_id once and answers it with the original seq", async () => {
+    const a = await connect("alice");
+    const id = randomUUID();
+    const first = await a.c.sendText({ peerUserId: bob.id }, "once", id);
+    const again = await a.c.sendText({ peerUserId: bob.id }, "once", id);
+    expect(again.seq).to.equal(first.seq);
+    expect(again.msgId).to.equal(first.msgId);
+    expect(again.duplicate).to.equal(true);
+    const sync = await a.c.api.msg.syncMessages({ conversationId: demo.directConversationId, afterSeq: 3n }, { headers: a.c.api.headers() });
+    expect(sync.messages).to.have.length(1);
+  });
+
+  it("kicks the first stream of a device that connects twice", async () => {
+    const device = randomUUID();
+    const states: string[] = [];
+    const first = new ImClient({ baseUrl: url, apiKey: demo.apiKey, deviceId: device }, { state: (s, d) => states.push(`${s}:${d ?? ""}`) });
+    clients.push(first);
+    await first.login("bob", demo.password);
+    await first.connect();
+    await connect("bob", device);
+    await eventually("the first stream was kicked", () => states.some((s) => s.includes("kicked")));
+  });
+
+  it("refuses non-members, unknown conversations, other apps' users and oversized text, storing nothing", async () => {
+    const c = await connect("carol");
+    const notMember = await c.c.sendText({ conversationId: demo.directConversationId }, "let me in").catch((e: SendError) => e);
+    expect((notMember as SendError).code).to.equal(Code.PermissionDenied);
+    const unknown = await c.c.sendText({ conversationId: "g:00000000-0000-4000-8000-00000000dead" }, "hello?").catch((e: SendError) => e);
+    expect((unknown as SendError).code).to.equal(Code.NotFound);
+    const stranger = await c.c.sendText({ peerUserId: randomUUID() }, "who are you").catch((e: SendError) => e);
+    expect((stranger as SendError).code).to.equal(Code.NotFound);
+    const huge = await c.c.sendText({ peerUserId: alice.id }, "x".repeat(16_385)).catch((e: SendError) => e);
+    expect((huge as SendError).code).to.equal(Code.InvalidArgument);
+    const msg = createClient(MsgService, createGrpcTransport({ baseUrl: url }));
+    const list = await msg.listConversations({}, { headers: c.c.api.headers() });
+    expect(list.conversations, "carol has no conversation yet").to.deep.equal([]);
+    const sync = await rpcError(msg.syncMessages({ conversationId: demo.directConversationId }, { headers: c.c.api.headers() }));
+    expect(sync.code).to.equal(Code.PermissionDenied);
+    expect(carol.username).to.equal("carol");
+  });
+});

@@ -1,0 +1,43 @@
+import { MsgInternalService, MsgService } from "../../gen/im/msg/v1/msg_pb.js";
+import { RouteTable } from "../../mesh/routes.js";
+import { mount } from "../../mesh/server.js";
+import type { ServiceModule } from "../runtime.js";
+import { Delivery } from "./delivery.js";
+import { MemoryMessageStore, SqlMessageStore } from "./message-store.js";
+import { createMsgServices, createOfflineWriter } from "./msg-service.js";
+import { Sequencer } from "./sequencer.js";
+
+/** Offline inbox entries are kept 7 days (DESIGN.md §4); the purge runs hourly. */
+const offlineRetentionMs = 7 * 24 * 3_600_000;
+
+/**
+ * The msg service: conversations, messages, seqs, read state and the offline inbox. It also consumes
+ * `offline_msg` into the inbox and purges entries older than 7 days.
+ */
+export const msgModule: ServiceModule = {
+  name: "msg",
+  async build(rt) {
+    const store = rt.store.kind === "sql" ? new SqlMessageStore(rt.store.db) : new MemoryMessageStore(rt.store.tables);
+    const routes = await RouteTable.open(rt.registry);
+    rt.onStop(() => routes.close());
+    const delivery = new Delivery({ routes, clients: rt.clients, bus: rt.bus, logger: rt.logger });
+    const services = createMsgServices({ store, kv: rt.kv, sequencer: new Sequencer(rt.kv, store), delivery, clients: rt.clients, editWindowMs: rt.config.msgEditWindowSeconds * 1000 });
+    const writeOffline = createOfflineWriter(store);
+    const subscription = await rt.bus.subscribe({
+      groupId: "msg-offline-inbox",
+      topic: "offline_msg",
+      handler: writeOffline,
+      onError: (err, records, attempt) => rt.logger.warn({ err: String(err), records: records.length, attempt }, "writing the offline inbox failed; retrying"),
+    });
+    rt.onStop(() => subscription.stop());
+    const purge = setInterval(() => {
+      store.purgeOffline(new Date(Date.now() - offlineRetentionMs)).then(
+        (n) => n > 0 && rt.logger.info({ purged: n }, "purged old offline inbox entries"),
+        (err: unknown) => rt.logger.warn({ err: String(err) }, "offline inbox purge failed"),
+      );
+    }, 3_600_000);
+    purge.unref();
+    rt.onStop(async () => clearInterval(purge));
+    return [mount(MsgService, services.msg), mount(MsgInternalService, services.internal)];
+  },
+};

@@ -1,0 +1,348 @@
+import { randomUUID } from "node:crypto";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  ConversationType,
+  MessageContentSchema,
+  MessageEvent_Kind,
+  MessageFlag,
+  MessageSchema,
+  OfflineDeliverySchema,
+  type Conversation,
+  type Message,
+  type MessageContent,
+  type MsgInternalService,
+  type MsgService,
+  type SendMessageResponse,
+  SendMessageResponseSchema,
+} from "../../gen/im/msg/v1/msg_pb.js";
+import { UserService } from "../../gen/im/user/v1/user_pb.js";
+import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
+import type { MeshClients } from "../../mesh/service-client.js";
+import type { Kv } from "../../platform/kv/kv.js";
+import type { Delivery } from "./delivery.js";
+import { GroupCommit } from "./group-commit.js";
+import { flagBits, type InsertOutcome, type MessageStore, type StoredMessage } from "./message-store.js";
+import type { Sequencer } from "./sequencer.js";
+
+/** Dedup markers live 7 days (DESIGN.md §3 step 2). */
+const dedupTtlMs = 7 * 24 * 3_600_000;
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** What the msg handlers work with. */
+export interface MsgDeps {
+  readonly store: MessageStore;
+  readonly kv: Kv;
+  readonly sequencer: Sequencer;
+  readonly delivery: Delivery;
+  readonly clients: MeshClients;
+  /** How long after sending the sender may still edit or recall a message (default 15 minutes). */
+  readonly editWindowMs?: number;
+}
+
+/** The 1:1 conversation id of two users: "s:" and both ids in order, so both sides derive the same one. */
+export function directConversationId(a: string, b: string): string {
+  return a < b ? `s:${a}:${b}` : `s:${b}:${a}`;
+}
+
+function contentType(content: MessageContent): number {
+  switch (content.kind.case) {
+    case "text":
+      return 1;
+    case "media":
+      return 2;
+    case "custom":
+      return 3;
+    default:
+      return 4;
+  }
+}
+
+function searchText(content: MessageContent): string | null {
+  if (content.kind.case === "text") return content.kind.value.text;
+  if (content.kind.case === "media") return content.kind.value.caption || null;
+  return null;
+}
+
+const flagOf: Record<number, number> = { [MessageFlag.READ]: flagBits.read, [MessageFlag.STARRED]: flagBits.starred, [MessageFlag.MENTIONED]: flagBits.mentioned };
+
+function flagList(bits: number): MessageFlag[] {
+  return [MessageFlag.READ, MessageFlag.STARRED, MessageFlag.MENTIONED].filter((f) => bits & flagOf[f]!);
+}
+
+/** A stored row as the API's Message. */
+export function toMessage(m: StoredMessage, flags = 0): Message {
+  return create(MessageSchema, {
+    conversationId: m.conversationId,
+    seq: BigInt(m.seq),
+    msgId: m.msgId,
+    clientMsgId: m.clientMsgId,
+    senderId: m.senderId,
+    senderDeviceId: m.senderDeviceId,
+    content: m.recalled ? undefined : fromBinary(MessageContentSchema, m.body),
+    createdAt: timestampFromDate(m.createdAt),
+    editedAt: m.editedAt ? timestampFromDate(m.editedAt) : undefined,
+    recalled: m.recalled,
+    flags: flagList(flags),
+    conversationType: m.conversationId.startsWith("g:") ? ConversationType.GROUP : ConversationType.SINGLE,
+  });
+}
+
+function encodeCursor(value: object): string {
+  return Buffer.from(JSON.stringify(value)).toString("base64url");
+}
+
+function decodeCursor<T>(token: string, check: (v: unknown) => v is T): T | undefined {
+  if (token === "") return undefined;
+  try {
+    const v = JSON.parse(Buffer.from(token, "base64url").toString());
+    if (check(v)) return v;
+  } catch {
+    // fall through
+  }
+  throw new ConnectError("page_token is not one this service returned", Code.InvalidArgument);
+}
+
+/** Builds the msg service's handlers: sending with dedup, seq and group commit, sync, read state, edits and search. */
+export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgService>; internal: Partial<ServiceImpl<typeof MsgInternalService>> } {
+  const { store, kv } = deps;
+  const editWindowMs = deps.editWindowMs ?? 15 * 60_000;
+  const commit = new GroupCommit<StoredMessage, InsertOutcome>((batch) => store.insert(batch));
+
+  /** The conversation the caller may use, creating a 1:1 one on first use; PermissionDenied or NotFound otherwise. */
+  const openConversation = async (ctx: HandlerContext, appId: string, userId: string, conversationId: string, create: boolean) => {
+    const conversation = await store.conversation(appId, conversationId);
+    if (conversation === undefined) {
+      const direct = /^s:([0-9a-f-]{36}):([0-9a-f-]{36})$/.exec(conversationId);
+      if (!create || direct === null || !uuid.test(direct[1]!) || !uuid.test(direct[2]!) || direct[1]! >= direct[2]!) {
+        throw new ConnectError(`no conversation ${conversationId}`, Code.NotFound);
+      }
+      if (direct[1] !== userId && direct[2] !== userId) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
+      const peer = direct[1] === userId ? direct[2]! : direct[1]!;
+      // The peer must be a user of the caller's own app: the user service answers NotFound for anyone else.
+      await deps.clients
+        .client(UserService)
+        .getUser({ userId: peer }, { headers: { authorization: ctx.requestHeader.get("authorization") ?? "" } })
+        .catch((err: unknown) => {
+          const ce = ConnectError.from(err);
+          throw ce.code === Code.NotFound ? new ConnectError(`no user ${peer} in this app`, Code.NotFound) : ce;
+        });
+      await store.ensureDirect(appId, conversationId, [direct[1]!, direct[2]!]);
+      return (await store.conversation(appId, conversationId))!;
+    }
+    const member = await store.membership(appId, conversationId, userId);
+    if (member === undefined) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
+    return conversation;
+  };
+
+  const requireMember = async (appId: string, conversationId: string, userId: string) => {
+    const conversation = await store.conversation(appId, conversationId);
+    if (conversation === undefined) throw new ConnectError(`no conversation ${conversationId}`, Code.NotFound);
+    const member = await store.membership(appId, conversationId, userId);
+    if (member === undefined) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
+    return { conversation, member };
+  };
+
+  /** Persists with a fresh seq, taking another when the seq turns out taken (only after the counter was lost). */
+  const persist = async (row: Omit<StoredMessage, "seq">): Promise<{ stored: StoredMessage; duplicate: boolean }> => {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const stored = { ...row, seq: await deps.sequencer.next(row.appId, row.conversationId) };
+      const outcome = await commit.submit(stored);
+      if (outcome.kind === "stored") return { stored, duplicate: false };
+      if (outcome.kind === "duplicate") return { stored: outcome.original, duplicate: true };
+    }
+    throw new ConnectError("could not assign a sequence number; retry", Code.Unavailable);
+  };
+
+  const result = (m: StoredMessage, duplicate: boolean): SendMessageResponse =>
+    create(SendMessageResponseSchema, { conversationId: m.conversationId, seq: BigInt(m.seq), msgId: m.msgId, serverTime: timestampFromDate(m.createdAt), duplicate });
+
+  /** Waits for a concurrent send of the same client_msg_id to finish and returns its result. */
+  const awaitOriginal = async (key: string): Promise<SendMessageResponse> => {
+    for (let i = 0; i < 60; i++) {
+      const value = await kv.get(key);
+      if (value === null) break;
+      if (value !== "pending") {
+        const r = JSON.parse(value) as { c: string; s: number; m: string; t: number };
+        return create(SendMessageResponseSchema, { conversationId: r.c, seq: BigInt(r.s), msgId: r.m, serverTime: timestampFromDate(new Date(r.t)), duplicate: true });
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new ConnectError("the same client_msg_id is being sent right now; retry", Code.Unavailable);
+  };
+
+  const pushEvent = async (appId: string, conversationId: string, kind: MessageEvent_Kind, message: Message, except: { userId: string; deviceId: string }) => {
+    deps.delivery.send({ appId, userIds: await store.members(appId, conversationId), frame: { body: { case: "messageEvent", value: { kind, message } } }, exceptDevice: except });
+  };
+
+  const editable = async (ctx: HandlerContext, conversationId: string, seq: bigint) => {
+    const me = requireUser(ctx);
+    await requireMember(me.appId, conversationId, me.userId);
+    const m = await store.message(me.appId, conversationId, Number(seq));
+    if (m === undefined) throw new ConnectError(`no message ${seq} in ${conversationId}`, Code.NotFound);
+    if (m.senderId !== me.userId) throw new ConnectError("only the sender may change a message", Code.PermissionDenied);
+    if (Date.now() - m.createdAt.getTime() > editWindowMs) {
+      throw new ConnectError(`messages can be changed for ${Math.round(editWindowMs / 60_000)} minutes after sending`, Code.FailedPrecondition);
+    }
+    if (m.recalled) throw new ConnectError("the message was recalled", Code.FailedPrecondition);
+    return { me, m };
+  };
+
+  const msg: ServiceImpl<typeof MsgService> = {
+    async sendMessage(req, ctx) {
+      const me = requireUser(ctx);
+      const conversationId = req.target.case === "peerUserId" ? directConversationId(me.userId, req.target.value) : req.target.value!;
+      if (req.target.case === "peerUserId" && req.target.value === me.userId) throw new ConnectError("you cannot message yourself", Code.InvalidArgument);
+      const content = req.content!;
+      if (content.kind.case === "system") throw new ConnectError("system messages are posted by the services, not by clients", Code.InvalidArgument);
+      const conversation = await openConversation(ctx, me.appId, me.userId, conversationId, true);
+      const dedupKey = `dedup:${me.appId}:${me.userId}:${req.clientMsgId}`;
+      if (!(await kv.set(dedupKey, "pending", { ttlMs: dedupTtlMs, ifAbsent: true }))) return awaitOriginal(dedupKey);
+      let sent: { stored: StoredMessage; duplicate: boolean };
+      try {
+        sent = await persist({
+          appId: me.appId,
+          conversationId,
+          msgId: randomUUID(),
+          clientMsgId: req.clientMsgId,
+          senderId: me.userId,
+          senderDeviceId: me.deviceId,
+          contentType: contentType(content),
+          body: toBinary(MessageContentSchema, content),
+          searchText: searchText(content),
+          createdAt: new Date(),
+          editedAt: null,
+          recalled: false,
+        });
+      } catch (err) {
+        await kv.del(dedupKey).catch(() => {});
+        throw err;
+      }
+      const { stored, duplicate } = sent;
+      await kv.set(dedupKey, JSON.stringify({ c: stored.conversationId, s: stored.seq, m: stored.msgId, t: stored.createdAt.getTime() }), { ttlMs: dedupTtlMs });
+      if (!duplicate) {
+        const message = toMessage(stored);
+        const members = await store.members(me.appId, conversation.id);
+        deps.delivery.send({ appId: me.appId, userIds: members, frame: { body: { case: "message", value: message } }, exceptDevice: { userId: me.userId, deviceId: me.deviceId }, offlineMessage: message });
+      }
+      return result(stored, duplicate);
+    },
+
+    async syncMessages(req, ctx) {
+      const me = requireUser(ctx);
+      const { conversation, member } = await requireMember(me.appId, req.conversationId, me.userId);
+      const limit = req.limit === 0 ? 50 : req.limit;
+      const upTo = member.leftSeq ?? conversation.maxSeq;
+      const rows = await store.after(me.appId, req.conversationId, Math.max(Number(req.afterSeq), member.joinedSeq), limit + 1, upTo);
+      const page = rows.slice(0, limit);
+      const flags = await store.flags(me.userId, req.conversationId, page.map((m) => m.seq));
+      return { messages: page.map((m) => toMessage(m, flags.get(m.seq))), maxSeq: BigInt(upTo), hasMore: rows.length > limit };
+    },
+
+    async listConversations(req, ctx) {
+      const me = requireUser(ctx);
+      const size = req.pageSize === 0 ? 50 : req.pageSize;
+      const cursor = decodeCursor(req.pageToken, (v): v is { u: number; i: string } => typeof (v as { u?: unknown }).u === "number" && typeof (v as { i?: unknown }).i === "string");
+      const rows = await store.listConversations(me.appId, me.userId, size + 1, cursor && { updatedAt: new Date(cursor.u), id: cursor.i });
+      const page = rows.slice(0, size);
+      const conversations: Conversation[] = page.map((s) => {
+        const maxSeq = s.member.leftSeq ?? s.conversation.maxSeq;
+        const single = s.conversation.type === 1;
+        return {
+          $typeName: "im.msg.v1.Conversation",
+          conversationId: s.conversation.id,
+          type: single ? ConversationType.SINGLE : ConversationType.GROUP,
+          peerUserId: single ? (s.conversation.id.split(":").slice(1).find((id) => id !== me.userId) ?? "") : "",
+          groupId: s.conversation.groupId ?? "",
+          maxSeq: BigInt(maxSeq),
+          lastReadSeq: BigInt(s.member.lastReadSeq),
+          unreadCount: BigInt(Math.max(0, maxSeq - s.member.lastReadSeq)),
+          unreadMentions: BigInt(s.unreadMentions),
+          lastMessage: s.last ? toMessage(s.last) : undefined,
+          muted: s.member.muted,
+          starred: s.member.starred,
+          updatedAt: timestampFromDate(s.conversation.updatedAt),
+        };
+      });
+      const last = page[page.length - 1];
+      return { conversations, nextPageToken: rows.length > size && last ? encodeCursor({ u: last.conversation.updatedAt.getTime(), i: last.conversation.id }) : "" };
+    },
+
+    async markRead(req, ctx) {
+      const me = requireUser(ctx);
+      await requireMember(me.appId, req.conversationId, me.userId);
+      const lastReadSeq = await store.markRead(me.appId, req.conversationId, me.userId, Number(req.seq));
+      // The other members see the receipt; the reader's other devices clear their unread count.
+      deps.delivery.send({
+        appId: me.appId,
+        userIds: await store.members(me.appId, req.conversationId),
+        frame: { body: { case: "readReceipt", value: { conversationId: req.conversationId, userId: me.userId, lastReadSeq: BigInt(lastReadSeq), readAt: timestampFromDate(new Date()) } } },
+        exceptDevice: { userId: me.userId, deviceId: me.deviceId },
+      });
+      return { lastReadSeq: BigInt(lastReadSeq) };
+    },
+
+    async recallMessage(req, ctx) {
+      const { me, m } = await editable(ctx, req.conversationId, req.seq);
+      const updated = await store.update(me.appId, req.conversationId, m.seq, { recalled: true, searchText: null });
+      const message = toMessage(updated!);
+      await pushEvent(me.appId, req.conversationId, MessageEvent_Kind.RECALLED, message, { userId: me.userId, deviceId: me.deviceId });
+      return { message };
+    },
+
+    async editMessage(req, ctx) {
+      const content = req.content!;
+      const { me, m } = await editable(ctx, req.conversationId, req.seq);
+      if (content.kind.case !== "text" || m.contentType !== 1) throw new ConnectError("only text messages can be edited, into text", Code.InvalidArgument);
+      const updated = await store.update(me.appId, req.conversationId, m.seq, { body: toBinary(MessageContentSchema, content), searchText: searchText(content), editedAt: new Date() });
+      const message = toMessage(updated!);
+      await pushEvent(me.appId, req.conversationId, MessageEvent_Kind.EDITED, message, { userId: me.userId, deviceId: me.deviceId });
+      return { message };
+    },
+
+    async setMessageFlags(req, ctx) {
+      const me = requireUser(ctx);
+      await requireMember(me.appId, req.conversationId, me.userId);
+      if ([...req.add, ...req.remove].includes(MessageFlag.MENTIONED)) throw new ConnectError("the mentioned flag is set by the server", Code.InvalidArgument);
+      const bits = (flags: MessageFlag[]) => flags.reduce((b, f) => b | flagOf[f]!, 0);
+      const updated = await store.setFlags(me.appId, me.userId, req.conversationId, req.seqs.map(Number), bits(req.add), bits(req.remove));
+      return { updated };
+    },
+
+    async searchMessages(req, ctx) {
+      const me = requireUser(ctx);
+      if (req.conversationId !== "") await requireMember(me.appId, req.conversationId, me.userId);
+      const size = req.pageSize === 0 ? 20 : req.pageSize;
+      const offset = decodeCursor(req.pageToken, (v): v is { o: number } => Number.isInteger((v as { o?: unknown }).o) && (v as { o: number }).o >= 0)?.o ?? 0;
+      const rows = await store.search(me.appId, me.userId, req.query, req.conversationId || undefined, size + 1, offset);
+      return { messages: rows.slice(0, size).map((m) => toMessage(m)), nextPageToken: rows.length > size ? encodeCursor({ o: offset + size }) : "" };
+    },
+  };
+
+  // DeliverGroupMessage and PostSystemMessage come with the group service's fan-out and answer Unimplemented until then.
+  const internal: Partial<ServiceImpl<typeof MsgInternalService>> = {
+    async fetchOffline(req) {
+      const limit = req.limit === 0 ? 500 : req.limit;
+      const rows = await store.offline(req.appId, req.userId, limit + 1);
+      return { messages: rows.slice(0, limit).map((r) => fromBinary(MessageSchema, r.payload)), hasMore: rows.length > limit };
+    },
+    async ackOffline(req) {
+      const removed = await store.deleteOffline(req.appId, req.userId, req.acks.map((a) => ({ conversationId: a.conversationId, seq: Number(a.seq) })));
+      return { removed };
+    },
+  };
+  return { msg, internal };
+}
+
+/** Writes `offline_msg` records into the offline inbox (the consumer's handler): a batch at a time, idempotently. */
+export function createOfflineWriter(store: MessageStore): (records: readonly { value: Uint8Array; timestamp: number }[]) => Promise<void> {
+  return async (records) => {
+    const entries = records.map((r) => {
+      const d = fromBinary(OfflineDeliverySchema, r.value);
+      const m = d.message!;
+      return { appId: d.appId, userId: d.userId, conversationId: m.conversationId, seq: Number(m.seq), msgId: m.msgId, payload: toBinary(MessageSchema, m), createdAt: m.createdAt ? timestampDate(m.createdAt) : new Date(r.timestamp) };
+    });
+    await store.storeOffline(entries);
+  };
+}
