@@ -36,13 +36,14 @@ export function createLocalTransport(
   services: readonly MountedService[],
   options: { logger: Logger; metrics: Metrics; verifier: CredentialVerifier },
 ): { services: ReadonlySet<string>; transport: Transport } {
+  const real = services.filter((s) => !s.proxy);
   const transport = createRouterTransport(
     (router) => {
-      for (const { desc, impl } of services) router.service(desc, impl);
+      for (const { desc, impl } of real) router.service(desc, impl);
     },
     { router: { interceptors: createServerInterceptors(options) } },
   );
-  return { services: new Set(services.map((s) => s.desc.typeName)), transport };
+  return { services: new Set(real.map((s) => s.desc.typeName)), transport };
 }
 
 /** What a service process needs to run in the mesh. */
@@ -101,7 +102,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
       onRenewed: () => options.logger.warn({ instanceId }, "registry lease was lost and has been re-granted"),
       onError: (err) => options.logger.error({ err, instanceId }, "re-granting the registry lease failed; retrying"),
     });
-    for (const { desc } of options.services) {
+    for (const { desc } of options.services.filter((s) => !s.proxy)) {
       await registration.put(instanceKey(desc.typeName, instanceId), encodeInstance({ ...instance, service: desc.typeName }));
     }
   } catch (err) {

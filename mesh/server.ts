@@ -14,11 +14,16 @@ import { createHealthService, HealthStatus, ServingStatus } from "./health-servi
 export interface MountedService<S extends DescService = DescService> {
   readonly desc: S;
   readonly impl: Partial<ServiceImpl<S>>;
+  /**
+   * A proxy forwards to the service's real instances (the gateway's public API): it is served but never
+   * registered under the service's name and never called in-process, or calls would come back to it.
+   */
+  readonly proxy?: boolean;
 }
 
 /** Pairs a descriptor with its implementation while keeping both type-checked against each other. */
-export function mount<S extends DescService>(desc: S, impl: Partial<ServiceImpl<S>>): MountedService {
-  return { desc, impl } as MountedService;
+export function mount<S extends DescService>(desc: S, impl: Partial<ServiceImpl<S>>, options: { proxy?: boolean } = {}): MountedService {
+  return { desc, impl, proxy: options.proxy } as MountedService;
 }
 
 /** What startServer needs; limits default to values safe for a public edge. */

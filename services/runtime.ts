@@ -183,7 +183,11 @@ export async function startProcess(options: {
     const services: MountedService[] = [];
     for (const module of options.modules) {
       // A forwarding proxy (the gateway's) yields to the real service when both run in this process.
-      for (const s of await module.build(rt)) if (!services.some((m) => m.desc.typeName === s.desc.typeName)) services.push(s);
+      for (const s of await module.build(rt)) {
+        const i = services.findIndex((m) => m.desc.typeName === s.desc.typeName);
+        if (i < 0) services.push(s);
+        else if (services[i]!.proxy && !s.proxy) services[i] = s;
+      }
     }
     const verifier: CredentialVerifier = createMeshVerifier({
       serviceCredentials: rt.credentials,

@@ -26,9 +26,9 @@ export const gatewayModule: ServiceModule = {
     return [
       mount(GatewayService, gateway),
       mount(PushService, push),
-      mount(AuthService, createForwarder(AuthService, rt.clients)),
-      mount(UserService, createForwarder(UserService, rt.clients)),
-      mount(MsgService, createForwarder(MsgService, rt.clients)),
+      mount(AuthService, createForwarder(AuthService, rt.clients), { proxy: true }),
+      mount(UserService, createForwarder(UserService, rt.clients), { proxy: true }),
+      mount(MsgService, createForwarder(MsgService, rt.clients), { proxy: true }),
     ];
   },
 };

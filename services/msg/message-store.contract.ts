@@ -43,6 +43,8 @@ export function messageStoreContract(open: () => Promise<{ store: MessageStore; 
     expect(await store.insert([message(direct, 6, bob.id, "late")])).to.deep.equal([{ kind: "seq-taken" }]);
     expect(await store.insert([message(direct, 9, bob.id, "nine"), message(direct, 8, bob.id, "eight")])).to.deep.equal([{ kind: "stored" }, { kind: "stored" }]);
     expect((await store.conversation(demo.appId, direct))?.maxSeq).to.equal(9);
+    expect((await store.membership(demo.appId, direct, bob.id))?.lastReadSeq, "a sender has read what they sent").to.equal(9);
+    expect((await store.membership(demo.appId, direct, alice.id))?.lastReadSeq).to.equal(4);
     expect((await store.after(demo.appId, direct, 3, 10)).map((m) => m.seq)).to.deep.equal([4, 5, 7, 8, 9]);
     expect((await store.after(demo.appId, direct, 0, 2)).map((m) => m.seq)).to.deep.equal([1, 2]);
     expect((await store.after(demo.appId, direct, 0, 10, 2)).map((m) => m.seq)).to.deep.equal([1, 2]);

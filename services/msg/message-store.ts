@@ -67,7 +67,8 @@ export interface MessageStore {
   /** Current members (not those who left). */
   members(appId: string, conversationId: string): Promise<string[]>;
   /**
-   * Persists a batch in one transaction (group commit) and raises each conversation's max seq; a duplicate
+   * Persists a batch in one transaction (group commit), raises each conversation's max seq and each sender's
+   * last read seq (a sender has read what they sent); a duplicate
    * client_msg_id or a taken seq is reported per message, and the rest are stored.
    */
   insert(batch: readonly StoredMessage[], mentions?: readonly { userId: string; conversationId: string; seq: number }[]): Promise<InsertOutcome[]>;
@@ -165,6 +166,8 @@ export class MemoryMessageStore implements MessageStore {
           c.maxSeq = Math.max(c.maxSeq, m.seq);
           c.updatedAt = m.createdAt;
         }
+        const sender = this.tables.members.get(`${m.conversationId} ${m.senderId}`);
+        if (sender) sender.lastReadSeq = Math.max(sender.lastReadSeq, m.seq);
       }
     }
     for (const x of mentions) {
@@ -426,6 +429,15 @@ export class SqlMessageStore implements MessageStore {
       }
       for (const [conversationId, m] of top) {
         await tx.execute("UPDATE conversations SET max_seq = GREATEST(max_seq, ?), updated_at = ? WHERE id = ?", [m.seq, m.createdAt, conversationId]);
+      }
+      // A sender has read what they sent.
+      const read = new Map<string, StoredMessage>();
+      for (const [i, m] of batch.entries()) {
+        const key = `${m.conversationId} ${m.senderId}`;
+        if (outcomes[i]!.kind === "stored" && (read.get(key)?.seq ?? 0) < m.seq) read.set(key, m);
+      }
+      for (const m of read.values()) {
+        await tx.execute("UPDATE conversation_members SET last_read_seq = GREATEST(last_read_seq, ?) WHERE conversation_id = ? AND user_id = ?", [m.seq, m.conversationId, m.senderId]);
       }
       const flagged = mentions.filter((x) => batch.some((m, i) => outcomes[i]!.kind === "stored" && m.conversationId === x.conversationId && m.seq === x.seq));
       if (flagged.length > 0) {
