@@ -1,11 +1,13 @@
 // `npm run bench -- <scenario> [--smoke]`: runs a benchmark and prints its table (and saves it under bench/results/).
 import { parseArgs } from "node:util";
 import { authTokensBench } from "./auth-tokens.js";
+import { e2eOneToOneBench } from "./e2e-1to1.js";
 import { meshClientBench } from "./mesh-client.js";
 
 const scenarios: Record<string, (options: { smoke: boolean }) => Promise<void>> = {
   "mesh-client": meshClientBench,
   "auth-tokens": authTokensBench,
+  "e2e-1to1": e2eOneToOneBench,
 };
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { smoke: { type: "boolean", default: false } } });

@@ -74,7 +74,7 @@ export function seedDemo(tables: MemoryTables): void {
   for (const m of demoMessages) {
     let rows = tables.messages.get(m.conversationId);
     if (rows === undefined) tables.messages.set(m.conversationId, (rows = new Map()));
-    rows.set(m.seq, {
+    const row = {
       appId: demo.appId,
       conversationId: m.conversationId,
       seq: m.seq,
@@ -88,6 +88,8 @@ export function seedDemo(tables: MemoryTables): void {
       createdAt,
       editedAt: null,
       recalled: false,
-    });
+    };
+    rows.set(m.seq, row);
+    tables.messagesByClientId.set(`${m.conversationId} ${m.senderId} ${row.clientMsgId}`, row);
   }
 }

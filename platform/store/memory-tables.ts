@@ -102,6 +102,8 @@ export class MemoryTables {
   readonly members = new Map<string, MemberRow>();
   /** Per conversation, rows by seq (JavaScript maps keep insertion order; readers sort). */
   readonly messages = new Map<string, Map<number, MessageRow>>();
+  /** The unique key (conversation, sender, client_msg_id) of `messages`, keyed by `${conversationId} ${senderId} ${clientMsgId}`. */
+  readonly messagesByClientId = new Map<string, MessageRow>();
   /** `user_message` flags, keyed by `${userId} ${conversationId} ${seq}`. */
   readonly userMessages = new Map<string, { appId: string; userId: string; conversationId: string; seq: number; flags: number }>();
   /** Keyed by `${userId} ${conversationId} ${seq}`. */

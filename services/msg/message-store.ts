@@ -156,11 +156,14 @@ export class MemoryMessageStore implements MessageStore {
     for (const i of byConversationAndSeq(batch)) {
       const m = batch[i]!;
       const rows = this.rows(m.conversationId);
-      const original = [...rows.values()].find((r) => r.senderId === m.senderId && r.clientMsgId === m.clientMsgId);
+      const uniqueKey = `${m.conversationId} ${m.senderId} ${m.clientMsgId}`;
+      const original = this.tables.messagesByClientId.get(uniqueKey);
       if (original) outcomes[i] = { kind: "duplicate", original };
       else if (rows.has(m.seq) || m.seq <= (this.tables.conversations.get(m.conversationId)?.maxSeq ?? 0)) outcomes[i] = { kind: "seq-taken" };
       else {
-        rows.set(m.seq, { ...m });
+        const row = { ...m };
+        rows.set(m.seq, row);
+        this.tables.messagesByClientId.set(uniqueKey, row);
         const c = this.tables.conversations.get(m.conversationId);
         if (c) {
           c.maxSeq = Math.max(c.maxSeq, m.seq);

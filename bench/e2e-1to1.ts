@@ -1,0 +1,109 @@
+// 1:1 delivery end to end: pairs of SDK clients (in this process) talk through an all-in-one server in its own
+// process on loopback; each sender keeps a window of sends in flight. Reports delivered messages/s and send→deliver
+// latency, first at full speed, then at half of that rate.
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ImClient } from "../client/im-client.js";
+import { AuthService, Platform } from "../gen/im/auth/v1/auth_pb.js";
+import { latencyHistogram, printTable, saveResult } from "./report.js";
+
+const infraVariables = ["IM_ETCD_ENDPOINTS", "IM_MYSQL_URL", "IM_REDIS_URL", "IM_KAFKA_BROKERS"];
+
+/** Runs the scenario; `smoke` makes it a few seconds long for CI (figures then mean little). */
+export async function e2eOneToOneBench(options: { smoke: boolean }): Promise<void> {
+  const pairs = options.smoke ? 2 : 50;
+  const window = 4;
+  const seconds = options.smoke ? 1 : 8;
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !infraVariables.includes(k)));
+  const server = spawn(process.execPath, ["--import", "tsx", "services/all-in-one.ts"], { cwd: root, env: { ...env, IM_GATEWAY_PORT: "0", IM_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "inherit"] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    server.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /at (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    server.once("exit", (code) => reject(new Error(`all-in-one exited with ${code}`)));
+  });
+  const rows: Record<string, string | number>[] = [];
+  const clients: ImClient[] = [];
+  try {
+    const auth = createClient(AuthService, createGrpcTransport({ baseUrl: url }));
+    const names = Array.from({ length: pairs * 2 }, () => `b${randomUUID().replaceAll("-", "").slice(0, 12)}`);
+    const sentAt = new Map<string, bigint>();
+    let histogram = latencyHistogram();
+    let delivered = 0;
+    for (let i = 0; i < names.length; i += 8) {
+      await Promise.all(
+        names.slice(i, i + 8).map((username) =>
+          auth.register({ apiKey: "demo-api-key", username, password: "bench password 1", device: { deviceId: "setup", platform: Platform.SERVER } }),
+        ),
+      );
+    }
+    const ids: string[] = [];
+    for (const username of names) {
+      const c = new ImClient({ baseUrl: url, apiKey: "demo-api-key", deviceId: "bench" }, {
+        message: (m) => {
+          const t0 = sentAt.get(m.clientMsgId);
+          if (t0 === undefined) return;
+          sentAt.delete(m.clientMsgId);
+          histogram.recordValue(Number(process.hrtime.bigint() - t0) / 1000);
+          delivered++;
+        },
+      });
+      await c.login(username, "bench password 1");
+      await c.connect();
+      clients.push(c);
+      ids.push(c.userId);
+    }
+    const run = async (label: string, ratePerSender: number | undefined) => {
+      histogram.destroy();
+      histogram = latencyHistogram();
+      delivered = 0;
+      const end = Date.now() + seconds * 1000;
+      const started = process.hrtime.bigint();
+      await Promise.all(
+        Array.from({ length: pairs }, async (_, p) => {
+          const from = clients[2 * p]!;
+          const to = ids[2 * p + 1]!;
+          await Promise.all(
+            Array.from({ length: window }, async () => {
+              while (Date.now() < end) {
+                const id = randomUUID();
+                sentAt.set(id, process.hrtime.bigint());
+                const t = Date.now();
+                await from.sendText({ peerUserId: to }, "benchmark message of a typical chat length, about sixty bytes", id);
+                if (ratePerSender !== undefined) await new Promise((r) => setTimeout(r, Math.max(0, (window * 1000) / ratePerSender - (Date.now() - t))));
+              }
+            }),
+          );
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+      rows.push({
+        load: label,
+        pairs,
+        "delivered/s": Math.round(delivered / elapsed),
+        "p50 ms": (histogram.getValueAtPercentile(50) / 1000).toFixed(1),
+        "p99 ms": (histogram.getValueAtPercentile(99) / 1000).toFixed(1),
+        "p999 ms": (histogram.getValueAtPercentile(99.9) / 1000).toFixed(1),
+      });
+      sentAt.clear();
+      return delivered / elapsed;
+    };
+    const peak = await run("peak", undefined);
+    await run("50% of peak", Math.max(1, peak / 2 / pairs));
+    histogram.destroy();
+  } finally {
+    for (const c of clients) c.close();
+    server.kill("SIGTERM");
+  }
+  console.log(`\ne2e-1to1: all-in-one, ${pairs} pairs of SDK clients, ${window} sends in flight per sender${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
+  printTable(rows);
+  console.log(`saved ${saveResult("e2e-1to1", { smoke: options.smoke, rows })}`);
+}
