@@ -67,8 +67,10 @@ export class AccessTokenVerifier {
     if (this.source === undefined) return;
     this.fetching ??= (async () => {
       try {
+        const keys = await this.source!.fetch();
+        this.setKeys(keys);
+        // Only a fetch that worked counts against the interval: until one has, every unknown key id may try.
         this.lastFetch = Date.now();
-        this.setKeys(await this.source!.fetch());
       } finally {
         this.fetching = undefined;
       }

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
-import { MsgService, type Message } from "../gen/im/msg/v1/msg_pb.js";
+import { MessageFlag, MsgService, type Message } from "../gen/im/msg/v1/msg_pb.js";
 import { ImClient, SendError } from "../client/im-client.js";
 import { demo } from "../platform/store/demo-data.js";
 import { eventually } from "../test/eventually.js";
@@ -112,5 +112,46 @@ describe("1:1 messaging, all-in-one", function () {
     const sync = await rpcError(msg.syncMessages({ conversationId: demo.directConversationId }, { headers: c.c.api.headers() }));
     expect(sync.code).to.equal(Code.PermissionDenied);
     expect(carol.username).to.equal("carol");
+  });
+
+  it("pushes read receipts, edits and recalls to the other side; flags and search answer for the caller only", async () => {
+    const receipts: bigint[] = [];
+    const events: string[] = [];
+    const a = new ImClient({ baseUrl: url, apiKey: demo.apiKey, deviceId: randomUUID() }, { receipt: (r) => receipts.push(r.lastReadSeq) });
+    clients.push(a);
+    await a.login("alice", demo.password);
+    await a.connect();
+    const b = new ImClient({ baseUrl: url, apiKey: demo.apiKey, deviceId: randomUUID() }, { event: (e) => events.push(`${e.kind}:${e.message?.seq}:${e.message?.recalled}`) });
+    clients.push(b);
+    await b.login("bob", demo.password);
+    await b.connect();
+    const sent = await a.sendText({ peerUserId: bob.id }, "the launch moves to friday");
+    const asBob = { headers: b.api.headers() };
+    const asAlice = { headers: a.api.headers() };
+    expect((await b.api.msg.markRead({ conversationId: demo.directConversationId, seq: sent.seq }, asBob)).lastReadSeq).to.equal(sent.seq);
+    await eventually("alice sees bob's read receipt", () => receipts.includes(sent.seq));
+    const list = await b.api.msg.listConversations({}, asBob);
+    expect(list.conversations.find((c) => c.conversationId === demo.directConversationId)?.unreadCount).to.equal(0n);
+
+    const edited = await a.api.msg.editMessage({ conversationId: demo.directConversationId, seq: sent.seq, content: { kind: { case: "text", value: { text: "the launch moves to monday" } } } }, asAlice);
+    expect(edited.message?.editedAt).to.not.equal(undefined);
+    const notMine = await rpcError(b.api.msg.recallMessage({ conversationId: demo.directConversationId, seq: sent.seq }, asBob));
+    expect(notMine.code).to.equal(Code.PermissionDenied);
+    expect((await b.api.msg.searchMessages({ query: "monday" }, asBob)).messages.map((m) => m.seq)).to.deep.equal([sent.seq]);
+    expect((await b.api.msg.searchMessages({ query: "friday" }, asBob)).messages).to.deep.equal([]);
+    const recalled = await a.api.msg.recallMessage({ conversationId: demo.directConversationId, seq: sent.seq }, asAlice);
+    expect(recalled.message?.recalled).to.equal(true);
+    expect(recalled.message?.content, "a recalled message has no content").to.equal(undefined);
+    await eventually("bob saw the edit and the recall", () => events.length === 2);
+    expect(events).to.deep.equal([`1:${sent.seq}:false`, `2:${sent.seq}:true`]);
+
+    expect((await b.api.msg.setMessageFlags({ conversationId: demo.directConversationId, seqs: [1n, 2n], add: [MessageFlag.STARRED] }, asBob)).updated).to.equal(2);
+    const synced = await b.api.msg.syncMessages({ conversationId: demo.directConversationId, afterSeq: 0n, limit: 2 }, asBob);
+    expect(synced.messages.map((m) => m.flags)).to.deep.equal([[MessageFlag.STARRED], [MessageFlag.STARRED]]);
+    expect(synced.hasMore).to.equal(true);
+    const alicesView = await a.api.msg.syncMessages({ conversationId: demo.directConversationId, afterSeq: 0n, limit: 1 }, asAlice);
+    expect(alicesView.messages[0]!.flags, "flags are per user").to.deep.equal([]);
+    const mentioned = await rpcError(b.api.msg.setMessageFlags({ conversationId: demo.directConversationId, seqs: [1n], add: [MessageFlag.MENTIONED] }, asBob));
+    expect(mentioned.code).to.equal(Code.InvalidArgument);
   });
 });

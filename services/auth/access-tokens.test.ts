@@ -144,4 +144,18 @@ describe("auth access tokens", () => {
     const err = await down.verify((await issuer.issue(subject)).token).catch((e: unknown) => e);
     expect((err as Error).message).to.equal("kv down");
   });
+
+  it("a key fetch that failed (auth not up yet) does not hold back the next one", async () => {
+    let up = false;
+    const remote = new AccessTokenVerifier([], undefined, {
+      fetch: async () => {
+        if (!up) throw new Error("auth is not registered yet");
+        return issuer.publicKeys();
+      },
+      minRefetchMs: 60_000,
+    });
+    await remote.refresh().catch(() => {});
+    up = true;
+    expect(await remote.verify((await issuer.issue(subject)).token)).to.not.equal(undefined);
+  });
 });
