@@ -23,7 +23,8 @@ export function encodeRoute(route: Route): string {
   return JSON.stringify({ gatewayId: route.gatewayId, since: route.since });
 }
 
-function decodeRoute(key: string, value: string): Route | undefined {
+/** The route under a key, or undefined when the key or value is not one. */
+export function decodeRoute(key: string, value: string): Route | undefined {
   const parts = key.slice(prefix.length).split("/");
   if (parts.length !== 3) return undefined;
   try {

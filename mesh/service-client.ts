@@ -23,8 +23,11 @@ export interface MeshClientOptions {
   readonly breaker?: { errorThresholdPercentage?: number; resetTimeoutMs?: number; volumeThreshold?: number };
   readonly readMaxBytes?: number;
   readonly writeMaxBytes?: number;
-  /** RPC services mounted in this very process, called in-process (all-in-one mode) instead of over the network. */
-  readonly local?: { readonly services: ReadonlySet<string>; readonly transport: Transport };
+  /**
+   * RPC services mounted in this very process, called in-process (all-in-one mode) instead of over the network;
+   * a call pinned to another instance (by `instanceId`) still goes over the network.
+   */
+  readonly local?: { readonly services: ReadonlySet<string>; readonly transport: Transport; readonly instanceId?: string };
 }
 
 interface Target {
@@ -215,7 +218,8 @@ export class MeshClients {
     let cached: { from: MeshClientOptions["local"]; transport: Transport | undefined } | undefined;
     const local = (): Transport | undefined => {
       if (cached === undefined || cached.from !== this.local) {
-        const transport = this.local?.services.has(service) ? this.localTransport(service, this.local.transport) : undefined;
+        const here = this.local?.services.has(service) && (pinned === undefined || pinned === this.local.instanceId);
+        const transport = here ? this.localTransport(service, this.local!.transport) : undefined;
         cached = { from: this.local, transport };
       }
       return cached.transport;

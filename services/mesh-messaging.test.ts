@@ -32,7 +32,7 @@ describe("1:1 messaging in mesh mode @infra", function () {
   };
 
   const connect = async (username: string, urls: string[], inbox: Message[], deviceId = randomUUID()) => {
-    const c = new ImClient({ baseUrl: urls[0]!, fallbackUrls: urls.slice(1), apiKey: demo.apiKey, deviceId }, { message: (m) => inbox.push(m) });
+    const c = new ImClient({ baseUrl: urls[0]!, fallbackUrls: urls.slice(1), apiKey: demo.apiKey, deviceId }, { message: (m) => inbox.push(m), state: (s, d) => process.env.DEBUG_CLIENT && console.log(username, s, d) });
     clients.push(c);
     await c.login(username, demo.password);
     await c.connect();

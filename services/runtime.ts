@@ -194,7 +194,7 @@ export async function startProcess(options: {
       adminToken: rt.config.secrets.adminToken,
       verifyUser: (token) => rt.userTokens.verify(token),
     });
-    rt.clients.serveLocally(createLocalTransport(services, { logger: rt.logger, metrics: rt.metrics, verifier }));
+    rt.clients.serveLocally({ ...createLocalTransport(services, { logger: rt.logger, metrics: rt.metrics, verifier }), instanceId: rt.instanceId });
     const running = await startServiceProcess({
       name: options.name,
       instanceId: rt.instanceId,

@@ -48,6 +48,14 @@ export class EtcdRegistry implements Registry {
     this.client = options.namespace ? this.root.namespace(options.namespace) : this.root;
   }
 
+  async get(key: string): Promise<string | undefined> {
+    try {
+      return (await this.client.get(key).string()) ?? undefined;
+    } catch (err) {
+      throw unavailable(`reading ${key}`, err);
+    }
+  }
+
   async register(instance: ServiceInstance, options: RegisterOptions = {}): Promise<Registration> {
     const key = instanceKey(instance.service, instance.instanceId);
     const value = encodeInstance(instance);
@@ -110,9 +118,10 @@ export class EtcdRegistry implements Registry {
           throw unavailable(`putting ${k}`, err);
         }
       },
-      delete: async (k) => {
-        attached.delete(k);
-        await this.client.delete().key(k).catch((err: unknown) => {
+      delete: async (k, ifValue) => {
+        if (ifValue === undefined || attached.get(k) === ifValue) attached.delete(k);
+        const deleting = ifValue === undefined ? this.client.delete().key(k) : this.client.if(k, "Value", "==", ifValue).then(this.client.delete().key(k)).commit();
+        await Promise.resolve(deleting).catch((err: unknown) => {
           throw unavailable(`deleting ${k}`, err);
         });
       },

@@ -100,7 +100,8 @@ export class MemoryRegistry implements Registry {
         attached.set(k, v);
         this.set(k, v, current.id);
       },
-      delete: async (k) => {
+      delete: async (k, ifValue) => {
+        if (ifValue !== undefined && this.store.get(k)?.value !== ifValue) return;
         attached.delete(k);
         this.remove(k);
       },
@@ -113,6 +114,10 @@ export class MemoryRegistry implements Registry {
         clearInterval(current.keepalive);
       },
     };
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return this.store.get(key)?.value;
   }
 
   async watch(prefix: string): Promise<PrefixView> {

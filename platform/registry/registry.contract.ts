@@ -106,6 +106,20 @@ export function registryContract(harness: RegistryHarness): void {
     await reg.revoke();
   });
 
+  it("reads a key, and deletes an attached key only while it holds the value given", async () => {
+    const a = await registry.register(instance("a"));
+    const b = await registry.register(instance("b"));
+    const key = `/im/routes/test/${service}/device`;
+    expect(await registry.get(key)).to.equal(undefined);
+    await a.put(key, "on-a");
+    await b.put(key, "on-b");
+    expect(await registry.get(key)).to.equal("on-b");
+    await a.delete(key, "on-a");
+    expect(await registry.get(key), "b's key survives a's stale delete").to.equal("on-b");
+    await b.delete(key, "on-b");
+    expect(await registry.get(key)).to.equal(undefined);
+  });
+
   it("stops notifying a closed view", async () => {
     const view = await registry.watch(`/im/services/${service}/`);
     let events = 0;

@@ -30,8 +30,11 @@ export interface Registration {
   leaseId(): string;
   /** Puts a key that lives and dies with this registration. */
   put(key: string, value: string): Promise<void>;
-  /** Deletes an attached key. */
-  delete(key: string): Promise<void>;
+  /**
+   * Deletes an attached key; with `ifValue`, only while it still holds that value, so a key another instance has
+   * taken over since (a device that reconnected through another gateway) is left alone.
+   */
+  delete(key: string, ifValue?: string): Promise<void>;
   /** Deregisters: the lease is revoked, so the instance key and every attached key vanish at once. */
   revoke(): Promise<void>;
   /** Stops renewing without revoking, as a killed process would: the keys vanish when the TTL runs out. */
@@ -57,6 +60,8 @@ export interface Registry {
   register(instance: ServiceInstance, options?: RegisterOptions): Promise<Registration>;
   /** Lists the prefix and follows it from the listed revision on. */
   watch(prefix: string): Promise<PrefixView>;
+  /** Reads one key (undefined when absent). */
+  get(key: string): Promise<string | undefined>;
   close(): Promise<void>;
 }
 

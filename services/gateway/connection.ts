@@ -1,5 +1,6 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Kick_Reason, KickSchema, ServerFrameSchema, type ServerFrame } from "../../gen/im/gateway/v1/gateway_pb.js";
+import type { Message } from "../../gen/im/msg/v1/msg_pb.js";
 import type { Identity } from "../../mesh/identity.js";
 
 /** A verified end user, as the gateway holds them. */
@@ -15,6 +16,8 @@ export const maxQueuedFrames = 2000;
  */
 export class Connection {
   private queue: ServerFrame[] = [];
+  /** Messages pushed to this device and not acknowledged yet, by `${conversation} ${seq}`. */
+  private readonly unacked = new Map<string, Message>();
   private wake: (() => void) | undefined;
   private ended = false;
   lastHeard = Date.now();
@@ -45,6 +48,30 @@ export class Connection {
     this.queue.push(create(ServerFrameSchema, frame));
     this.wake?.();
     return true;
+  }
+
+  /** Queues a pushed message and remembers it until the device acknowledges it. */
+  deliver(frame: MessageInitShape<typeof ServerFrameSchema>): boolean {
+    const sent = this.send(frame);
+    const body = frame.body;
+    if (sent && body?.case === "message" && body.value) {
+      const m = body.value as Message;
+      if (this.unacked.size >= maxQueuedFrames) this.unacked.delete(this.unacked.keys().next().value!);
+      this.unacked.set(`${m.conversationId} ${m.seq}`, m);
+    }
+    return sent;
+  }
+
+  /** The device has everything of the conversation up to seq. */
+  acked(conversationId: string, seq: bigint): void {
+    for (const [key, m] of this.unacked) if (m.conversationId === conversationId && m.seq <= seq) this.unacked.delete(key);
+  }
+
+  /** What was pushed and never acknowledged (once the stream is over), oldest first. */
+  takeUnacked(): Message[] {
+    const left = [...this.unacked.values()];
+    this.unacked.clear();
+    return left;
   }
 
   /** Sends a kick frame after what is queued, then ends the stream. */

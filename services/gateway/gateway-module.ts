@@ -17,6 +17,7 @@ export const gatewayModule: ServiceModule = {
     const { gateway, push, drain } = createGatewayServices({
       gatewayId: rt.instanceId,
       clients: rt.clients,
+      registry: rt.registry,
       registration: () => rt.registration(),
       logger: rt.logger,
       metrics: rt.metrics,

@@ -9,21 +9,23 @@ import {
   type FrameErrorSchema,
   type GatewayService,
   Kick_Reason,
-  type PushService,
+  PushService,
   type ServerFrameSchema,
 } from "../../gen/im/gateway/v1/gateway_pb.js";
 import { MsgInternalService, MsgService } from "../../gen/im/msg/v1/msg_pb.js";
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import { validationError } from "../../mesh/interceptors/validation-interceptor.js";
-import { encodeRoute, routeKey } from "../../mesh/routes.js";
+import { decodeRoute, encodeRoute, routeKey } from "../../mesh/routes.js";
 import type { MeshClients } from "../../mesh/service-client.js";
-import type { Registration } from "../../platform/registry/registry.js";
+import type { Registration, Registry } from "../../platform/registry/registry.js";
 import { Connection, connectionKey } from "./connection.js";
 
 /** What the gateway handlers work with. */
 export interface GatewayDeps {
   readonly gatewayId: string;
   readonly clients: MeshClients;
+  /** Where a device's earlier route is read, to kick its stream on another gateway. */
+  readonly registry: Registry;
   /** Routes are attached to this registration, so they vanish with the gateway's lease. */
   readonly registration: () => Promise<Registration>;
   readonly logger: Logger;
@@ -133,6 +135,7 @@ export function createGatewayServices(deps: GatewayDeps): {
         }
         return;
       case "ack":
+        conn.acked(frame.body.value.conversationId, frame.body.value.seq);
         await ackOffline(conn, pending, [frame.body.value]).catch((err: unknown) => deps.logger.warn({ err: String(err) }, "removing acknowledged offline entries failed"));
         return;
       default:
@@ -147,14 +150,24 @@ export function createGatewayServices(deps: GatewayDeps): {
     hub.add(conn);
     const key = routeKey(me.appId, me.userId, me.deviceId);
     const registration = await deps.registration();
-    await registration.put(key, encodeRoute({ ...me, gatewayId: deps.gatewayId, since: Date.now() }));
+    const route = encodeRoute({ ...me, gatewayId: deps.gatewayId, since: Date.now() });
+    const previous = decodeRoute(key, (await deps.registry.get(key)) ?? "");
+    await registration.put(key, route);
+    if (previous && previous.gatewayId !== deps.gatewayId) {
+      // The device's earlier stream is on another gateway: that one kicks it (best effort; its route is ours now).
+      const kick = { reason: Kick_Reason.REPLACED, message: "this device connected again elsewhere", reconnect: false };
+      await deps.clients
+        .client(PushService, { instanceId: previous.gatewayId })
+        .kick({ device: { appId: me.appId, userId: me.userId, deviceId: me.deviceId }, kick }, { timeoutMs: 2000 })
+        .catch((err: unknown) => deps.logger.info({ err: String(err) }, "the previous gateway of a reconnected device could not be told"));
+    }
     conn.send({ body: { case: "welcome", value: { gatewayId: deps.gatewayId, heartbeatIntervalMs: heartbeatMs, serverTime: timestampFromDate(new Date()) } } });
     const pending = new Map<string, bigint>();
     try {
       const inbox = await msgInternal.fetchOffline({ appId: me.appId, userId: me.userId, limit: 500 });
       for (const m of inbox.messages) {
         if (m.seq > (pending.get(m.conversationId) ?? 0n)) pending.set(m.conversationId, m.seq);
-        conn.send({ body: { case: "message", value: m } });
+        conn.deliver({ body: { case: "message", value: m } });
       }
     } catch (err) {
       // Not fatal: the client resumes by ListConversations and Sync.
@@ -171,7 +184,18 @@ export function createGatewayServices(deps: GatewayDeps): {
       close: async () => {
         clearInterval(silence);
         conn.close();
-        if (hub.remove(conn)) await registration.delete(key).catch((err: unknown) => deps.logger.warn({ err: String(err) }, "removing a route failed; it goes with the lease"));
+        const current = hub.remove(conn);
+        if (current) await registration.delete(key, route).catch((err: unknown) => deps.logger.warn({ err: String(err) }, "removing a route failed; it goes with the lease"));
+        // What the device never acknowledged goes to its new stream, or back to the inbox for the next one.
+        const unacked = conn.takeUnacked();
+        if (unacked.length === 0) return;
+        const successor = current ? undefined : hub.get(me.appId, me.userId, me.deviceId);
+        if (successor) for (const m of unacked) successor.deliver({ body: { case: "message", value: m } });
+        else {
+          await msgInternal
+            .requeueOffline({ appId: me.appId, userId: me.userId, messages: unacked })
+            .catch((err: unknown) => deps.logger.warn({ err: String(err), count: unacked.length }, "requeueing unacknowledged messages failed; the device catches up by sync"));
+        }
       },
     };
   };
@@ -223,7 +247,7 @@ export function createGatewayServices(deps: GatewayDeps): {
       for (const d of req.deliveries) {
         for (const device of d.devices) {
           const conn = hub.get(device.appId, device.userId, device.deviceId);
-          if (conn?.send(d.frame ?? {})) delivered++;
+          if (conn?.deliver(d.frame ?? {})) delivered++;
           else notConnected.push(device);
         }
       }

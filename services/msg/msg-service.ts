@@ -327,6 +327,13 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
       const rows = await store.offline(req.appId, req.userId, limit + 1);
       return { messages: rows.slice(0, limit).map((r) => fromBinary(MessageSchema, r.payload)), hasMore: rows.length > limit };
     },
+    async requeueOffline(req) {
+      const now = new Date();
+      await store.storeOffline(
+        req.messages.map((m) => ({ appId: req.appId, userId: req.userId, conversationId: m.conversationId, seq: Number(m.seq), msgId: m.msgId, payload: toBinary(MessageSchema, m), createdAt: now })),
+      );
+      return {};
+    },
     async ackOffline(req) {
       const removed = await store.deleteOffline(req.appId, req.userId, req.acks.map((a) => ({ conversationId: a.conversationId, seq: Number(a.seq) })));
       return { removed };

@@ -1,0 +1,67 @@
+// A whole im-mesh in mesh mode for tests: auth, user, msg and N gateways, each its own process (their main.ts), on
+// the real infrastructure with a scratch database, a private etcd namespace and a Redis database of its own.
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
+import { exportJWK, generateKeyPair } from "jose";
+import { infraEnv } from "./infra.js";
+import { scratchDatabase } from "./mysql-db.js";
+import { startNodeProcess, type NodeProcess } from "./processes.js";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+/** A running deployment. */
+export interface MeshDeployment {
+  /** The gateways' URLs, in start order. */
+  readonly urls: string[];
+  readonly gateways: NodeProcess[];
+  readonly env: NodeJS.ProcessEnv;
+  /** Kills every process (SIGKILL) and drops the database. */
+  stop(): Promise<void>;
+}
+
+/** Starts the services and `gateways` gateways; Redis database `redisDb` is flushed first. */
+export async function startMeshDeployment(options: { gateways?: number; redisDb?: number; extraEnv?: NodeJS.ProcessEnv } = {}): Promise<MeshDeployment> {
+  const database = await scratchDatabase(["demo"]);
+  const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  const redis = new URL(infraEnv("IM_REDIS_URL"));
+  redis.pathname = `/${options.redisDb ?? 11}`;
+  const flush = new Redis(redis.toString());
+  await flush.flushdb();
+  flush.disconnect();
+  const env: NodeJS.ProcessEnv = {
+    IM_ETCD_ENDPOINTS: infraEnv("IM_ETCD_ENDPOINTS"),
+    IM_ETCD_NAMESPACE: `/test-${randomUUID()}/`,
+    IM_MYSQL_URL: database.url,
+    IM_REDIS_URL: redis.toString(),
+    IM_KAFKA_BROKERS: infraEnv("IM_KAFKA_BROKERS"),
+    IM_MESH_SECRET: randomUUID() + randomUUID(),
+    IM_AUTH_SIGNING_KEYS: JSON.stringify([{ ...(await exportJWK(privateKey)), kid: randomUUID() }]),
+    IM_AUTH_PORT: "0",
+    IM_USER_PORT: "0",
+    IM_MSG_PORT: "0",
+    IM_GATEWAY_PORT: "0",
+    IM_LEASE_TTL_SECONDS: "5",
+    IM_LOG_LEVEL: "warn",
+    ...options.extraEnv,
+  };
+  const processes: NodeProcess[] = [];
+  const start = async (service: string) => {
+    const p = await startNodeProcess(`services/${service}/main.ts`, env, root);
+    processes.push(p);
+    return p;
+  };
+  const stop = async () => {
+    for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+    await Promise.all(processes.map((p) => p.exited));
+    await database.drop();
+  };
+  try {
+    await Promise.all([start("auth"), start("user"), start("msg")]);
+    const gateways = await Promise.all(Array.from({ length: options.gateways ?? 1 }, () => start("gateway")));
+    return { urls: gateways.map((g) => `http://127.0.0.1:${g.port}`), gateways, env, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
