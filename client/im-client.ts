@@ -2,6 +2,8 @@
 // and hands the app each message exactly once and in seq order per conversation, filling gaps by sync.
 // It imports only gen/ and the Connect client packages, so it ships without server code.
 import { randomUUID } from "node:crypto";
+import net from "node:net";
+import tls from "node:tls";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -41,6 +43,20 @@ export class SendError extends Error {
   }
 }
 
+/**
+ * A gRPC transport over HTTP/2 with Nagle's algorithm off: chat frames are small, and with it on a frame can wait
+ * for the acknowledgement of the previous one.
+ */
+function transportTo(baseUrl: string): Transport {
+  const url = new URL(baseUrl);
+  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+  const createConnection = () =>
+    url.protocol === "https:"
+      ? tls.connect({ host: url.hostname, port, servername: url.hostname, ALPNProtocols: ["h2"] }).setNoDelay(true)
+      : net.connect({ host: url.hostname, port, noDelay: true });
+  return createGrpcTransport({ baseUrl, nodeOptions: { createConnection } });
+}
+
 interface Outgoing {
   readonly frameId: bigint;
   readonly target: { case: "conversationId" | "peerUserId"; value: string };
@@ -73,7 +89,7 @@ export class ImClient {
     private readonly on: ImClientEvents = {},
   ) {
     this.urls = [options.baseUrl, ...(options.fallbackUrls ?? [])];
-    this.transport = createGrpcTransport({ baseUrl: options.baseUrl });
+    this.transport = transportTo(options.baseUrl);
     this.auth = createClient(AuthService, this.transport);
     this.msg = createClient(MsgService, this.transport);
   }
@@ -87,7 +103,7 @@ export class ImClient {
   }
 
   private useUrl(url: string): void {
-    this.transport = createGrpcTransport({ baseUrl: url });
+    this.transport = transportTo(url);
     this.auth = createClient(AuthService, this.transport);
     this.msg = createClient(MsgService, this.transport);
   }
