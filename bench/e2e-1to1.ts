@@ -1,6 +1,8 @@
-// 1:1 delivery end to end: pairs of SDK clients (in this process) talk through an all-in-one server in its own
-// process on loopback; each sender keeps a window of sends in flight. Reports delivered messages/s and send→deliver
-// latency, first at full speed, then at half of that rate.
+// 1:1 delivery end to end: pairs of SDK clients (in this process) talk through im-mesh running in other processes on
+// loopback — all-in-one (one process, in-memory adapters) and, when the infrastructure variables are set, mesh mode
+// (auth, user, msg and two gateways on etcd, MariaDB, Redis and Kafka; senders on one gateway, receivers on the
+// other). Each sender keeps a window of sends in flight. Reports delivered messages/s and send→deliver latency,
+// first at full speed, then at half of that rate.
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
@@ -8,15 +10,13 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ImClient } from "../client/im-client.js";
 import { AuthService, Platform } from "../gen/im/auth/v1/auth_pb.js";
+import { startMeshDeployment } from "../test/mesh-deployment.js";
 import { latencyHistogram, printTable, saveResult } from "./report.js";
 
 const infraVariables = ["IM_ETCD_ENDPOINTS", "IM_MYSQL_URL", "IM_REDIS_URL", "IM_KAFKA_BROKERS"];
 
-/** Runs the scenario; `smoke` makes it a few seconds long for CI (figures then mean little). */
-export async function e2eOneToOneBench(options: { smoke: boolean }): Promise<void> {
-  const pairs = options.smoke ? 2 : 50;
-  const window = 4;
-  const seconds = options.smoke ? 1 : 8;
+/** The all-in-one process on a free port, with nothing but memory behind it. */
+async function startAllInOne(): Promise<{ urls: string[]; stop: () => Promise<void> }> {
   const root = fileURLToPath(new URL("..", import.meta.url));
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !infraVariables.includes(k)));
   const server = spawn(process.execPath, ["--import", "tsx", "services/all-in-one.ts"], { cwd: root, env: { ...env, IM_GATEWAY_PORT: "0", IM_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "inherit"] });
@@ -29,6 +29,27 @@ export async function e2eOneToOneBench(options: { smoke: boolean }): Promise<voi
     });
     server.once("exit", (code) => reject(new Error(`all-in-one exited with ${code}`)));
   });
+  const exited = new Promise((r) => server.once("exit", r));
+  return { urls: [url], stop: async () => void (server.kill("SIGTERM"), await exited) };
+}
+
+/** Runs the scenario; `smoke` makes it a few seconds long for CI (figures then mean little). */
+export async function e2eOneToOneBench(options: { smoke: boolean }): Promise<void> {
+  const rows: Record<string, string | number>[] = [];
+  rows.push(...(await measureDeployment("all-in-one", await startAllInOne(), options.smoke)));
+  if (process.env.IM_ETCD_ENDPOINTS) rows.push(...(await measureDeployment("mesh, 2 gateways", await startMeshDeployment({ gateways: 2, redisDb: 12 }), options.smoke)));
+  else console.log("e2e-1to1: IM_ETCD_ENDPOINTS is not set, so mesh mode is left out (source deploy/local/env.sh after make infra-up)");
+  console.log(`\ne2e-1to1: pairs of SDK clients, 4 sends in flight per sender${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
+  printTable(rows);
+  console.log(`saved ${saveResult("e2e-1to1", { smoke: options.smoke, rows })}`);
+}
+
+async function measureDeployment(mode: string, deployment: { urls: string[]; stop: () => Promise<void> }, smoke: boolean): Promise<Record<string, string | number>[]> {
+  const pairs = smoke ? 2 : 50;
+  const window = 4;
+  const seconds = smoke ? 1 : 8;
+  const url = deployment.urls[0]!;
+  const receiverUrl = deployment.urls[deployment.urls.length - 1]!;
   const rows: Record<string, string | number>[] = [];
   const clients: ImClient[] = [];
   try {
@@ -45,8 +66,8 @@ export async function e2eOneToOneBench(options: { smoke: boolean }): Promise<voi
       );
     }
     const ids: string[] = [];
-    for (const username of names) {
-      const c = new ImClient({ baseUrl: url, apiKey: "demo-api-key", deviceId: "bench" }, {
+    for (const [i, username] of names.entries()) {
+      const c = new ImClient({ baseUrl: i % 2 === 0 ? url : receiverUrl, apiKey: "demo-api-key", deviceId: "bench" }, {
         message: (m) => {
           const t0 = sentAt.get(m.clientMsgId);
           if (t0 === undefined) return;
@@ -86,6 +107,7 @@ export async function e2eOneToOneBench(options: { smoke: boolean }): Promise<voi
       await new Promise((r) => setTimeout(r, 300));
       const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
       rows.push({
+        mode,
         load: label,
         pairs,
         "delivered/s": Math.round(delivered / elapsed),
@@ -101,9 +123,7 @@ export async function e2eOneToOneBench(options: { smoke: boolean }): Promise<voi
     histogram.destroy();
   } finally {
     for (const c of clients) c.close();
-    server.kill("SIGTERM");
+    await deployment.stop();
   }
-  console.log(`\ne2e-1to1: all-in-one, ${pairs} pairs of SDK clients, ${window} sends in flight per sender${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
-  printTable(rows);
-  console.log(`saved ${saveResult("e2e-1to1", { smoke: options.smoke, rows })}`);
+  return rows;
 }

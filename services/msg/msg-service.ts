@@ -110,8 +110,23 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
   const editWindowMs = deps.editWindowMs ?? 15 * 60_000;
   const commit = new GroupCommit<StoredMessage, InsertOutcome>((batch) => store.insert(batch));
 
-  /** The conversation the caller may use, creating a 1:1 one on first use; PermissionDenied or NotFound otherwise. */
-  const openConversation = async (ctx: HandlerContext, appId: string, userId: string, conversationId: string, create: boolean) => {
+  /**
+   * 1:1 conversations known to exist, by `${app} ${id}`: their members are the two ids in the id and never change,
+   * so once seen, sending to one needs no membership query.
+   */
+  const knownDirect = new Set<string>();
+  const rememberDirect = (appId: string, id: string) => {
+    if (knownDirect.size >= 100_000) knownDirect.delete(knownDirect.values().next().value!);
+    knownDirect.add(`${appId} ${id}`);
+  };
+
+  /** The members of the conversation a sender may use (creating a 1:1 one on first use); PermissionDenied or NotFound otherwise. */
+  const openConversation = async (ctx: HandlerContext, appId: string, userId: string, conversationId: string, create: boolean): Promise<string[]> => {
+    if (knownDirect.has(`${appId} ${conversationId}`)) {
+      const members = conversationId.split(":").slice(1);
+      if (!members.includes(userId)) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
+      return members;
+    }
     const conversation = await store.conversation(appId, conversationId);
     if (conversation === undefined) {
       const direct = /^s:([0-9a-f-]{36}):([0-9a-f-]{36})$/.exec(conversationId);
@@ -129,11 +144,16 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
           throw ce.code === Code.NotFound ? new ConnectError(`no user ${peer} in this app`, Code.NotFound) : ce;
         });
       await store.ensureDirect(appId, conversationId, [direct[1]!, direct[2]!]);
-      return (await store.conversation(appId, conversationId))!;
+      rememberDirect(appId, conversationId);
+      return [direct[1]!, direct[2]!];
     }
     const member = await store.membership(appId, conversationId, userId);
     if (member === undefined) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
-    return conversation;
+    if (conversation.type === 1) {
+      rememberDirect(appId, conversationId);
+      return conversationId.split(":").slice(1);
+    }
+    return store.members(appId, conversationId);
   };
 
   const requireMember = async (appId: string, conversationId: string, userId: string) => {
@@ -196,7 +216,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
       if (req.target.case === "peerUserId" && req.target.value === me.userId) throw new ConnectError("you cannot message yourself", Code.InvalidArgument);
       const content = req.content!;
       if (content.kind.case === "system") throw new ConnectError("system messages are posted by the services, not by clients", Code.InvalidArgument);
-      const conversation = await openConversation(ctx, me.appId, me.userId, conversationId, true);
+      const members = await openConversation(ctx, me.appId, me.userId, conversationId, true);
       const dedupKey = `dedup:${me.appId}:${me.userId}:${req.clientMsgId}`;
       if (!(await kv.set(dedupKey, "pending", { ttlMs: dedupTtlMs, ifAbsent: true }))) return awaitOriginal(dedupKey);
       let sent: { stored: StoredMessage; duplicate: boolean };
@@ -223,7 +243,6 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
       await kv.set(dedupKey, JSON.stringify({ c: stored.conversationId, s: stored.seq, m: stored.msgId, t: stored.createdAt.getTime() }), { ttlMs: dedupTtlMs });
       if (!duplicate) {
         const message = toMessage(stored);
-        const members = await store.members(me.appId, conversation.id);
         deps.delivery.send({ appId: me.appId, userIds: members, frame: { body: { case: "message", value: message } }, exceptDevice: { userId: me.userId, deviceId: me.deviceId }, offlineMessage: message });
       }
       return result(stored, duplicate);
