@@ -117,6 +117,43 @@ describe("mesh server", () => {
     expect(err?.code).to.equal(Code.ResourceExhausted);
   });
 
+  describe("a request body that is not a valid message (invalid UTF-8 in a string field)", () => {
+    const invalidUtf8 = Buffer.from([0x0a, 0x02, 0xff, 0xfe]);
+
+    it("answers InvalidArgument naming the message to a gRPC client", async () => {
+      const client = new grpc.Client(server.url.replace("http://", ""), grpc.credentials.createInsecure());
+      const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+        client.makeUnaryRequest("/grpc.health.v1.Health/Check", (b: Buffer) => b, (b: Buffer) => b, invalidUtf8,
+          (e) => resolve(e));
+      });
+      client.close();
+      expect(err?.code).to.equal(grpc.status.INVALID_ARGUMENT);
+      expect(err?.details).to.match(/not a valid grpc\.health\.v1\.HealthCheckRequest message.*UTF-8/);
+    });
+
+    it("answers 400 invalid_argument to a Connect unary call over HTTP/1.1", async () => {
+      const res = await fetch(`${server.url}/grpc.health.v1.Health/Check`, {
+        method: "POST",
+        headers: { "content-type": "application/proto", "connect-protocol-version": "1" },
+        body: invalidUtf8,
+      });
+      expect(res.status).to.equal(400);
+      const body = (await res.json()) as { code: string; message: string };
+      expect(body.code).to.equal("invalid_argument");
+      expect(body.message).to.match(/HealthCheckRequest/);
+    });
+
+    it("leaves other errors and valid requests alone", async () => {
+      const res = await fetch(`${server.url}/grpc.health.v1.Health/Check`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+        body: JSON.stringify({ service: "" }),
+      });
+      expect(res.status).to.equal(200);
+      expect(await res.json()).to.deep.equal({ status: "SERVING" });
+    });
+  });
+
   it("serves Prometheus metrics over HTTP/1.1 and 404 for other paths", async () => {
     const metrics = await fetch(`${server.url}/metrics`);
     expect(metrics.status).to.equal(200);

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { reclassifyMalformedRequests } from "./malformed-requests.js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -83,6 +84,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const routes = (router: ConnectRouter) => {
     router.service(Health, createHealthService(health));
     for (const { desc, impl } of options.services) router.service(desc, impl);
+    reclassifyMalformedRequests(router.handlers);
   };
   const handler = connectNodeAdapter({
     routes,

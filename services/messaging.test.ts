@@ -2,10 +2,12 @@
 // mesh mode (every service its own process on the real infrastructure, alice and bob on different gateways):
 // streams, sends, offline delivery, dedup, kicks, read state, edits, and the errors bad input gets.
 import { randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
-import { MessageFlag, MsgService, type Message } from "../gen/im/msg/v1/msg_pb.js";
+import { AuthAdminService, AuthService, Platform } from "../gen/im/auth/v1/auth_pb.js";
+import { MessageFlag, MsgService, SendMessageRequestSchema, type Message } from "../gen/im/msg/v1/msg_pb.js";
 import { ImClient, SendError } from "../client/im-client.js";
 import { demo } from "../platform/store/demo-data.js";
 import { eventually } from "../test/eventually.js";
@@ -18,10 +20,13 @@ import { startProcess, type RunningProcess } from "./runtime.js";
 import { userModule } from "./user/user-module.js";
 
 const [alice, bob, , carol] = demo.users;
+const adminToken = "operator-credential-for-the-tests-0001";
 
 /** Where the suite's clients connect: alice to the first gateway, everyone else to the last. */
 interface Deployment {
   readonly urls: string[];
+  /** Where admin RPCs are served, and the operator credential they take. */
+  readonly admin: { url: string; token: string };
   stop(): Promise<void>;
 }
 
@@ -106,15 +111,47 @@ function messagingSuite(deploy: () => Promise<Deployment>): void {
 
   it("refuses non-members, unknown conversations, other apps' users and oversized text, storing nothing", async () => {
     const c = await connect("carol");
+    const msg = createClient(MsgService, createGrpcTransport({ baseUrl: url }));
     const notMember = await c.c.sendText({ conversationId: demo.directConversationId }, "let me in").catch((e: SendError) => e);
     expect((notMember as SendError).code).to.equal(Code.PermissionDenied);
     const unknown = await c.c.sendText({ conversationId: "g:00000000-0000-4000-8000-00000000dead" }, "hello?").catch((e: SendError) => e);
     expect((unknown as SendError).code).to.equal(Code.NotFound);
     const stranger = await c.c.sendText({ peerUserId: randomUUID() }, "who are you").catch((e: SendError) => e);
     expect((stranger as SendError).code).to.equal(Code.NotFound);
+    // A real user of another app: neither side can reach the other, and nothing says whether the id exists.
+    const otherApp = await createClient(AuthAdminService, createGrpcTransport({ baseUrl: deployment.admin.url }))
+      .createApp({ name: "Other App" }, { headers: { authorization: `Bearer ${deployment.admin.token}` } });
+    const auth = createClient(AuthService, createGrpcTransport({ baseUrl: url }));
+    const device = { deviceId: randomUUID(), name: "laptop", platform: Platform.WEB };
+    const { session } = await auth.register({ apiKey: otherApp.apiKey, username: "mallory", password: "correct horse 42", device });
+    const mallory = new ImClient({ baseUrl: url, apiKey: otherApp.apiKey, deviceId: device.deviceId }, {});
+    clients.push(mallory);
+    await mallory.login("mallory", "correct horse 42");
+    await mallory.connect();
+    const intoDemo = await mallory.sendText({ peerUserId: alice.id }, "hi from elsewhere").catch((e: SendError) => e);
+    expect((intoDemo as SendError).code).to.equal(Code.NotFound);
+    const intoDemoConversation = await mallory.sendText({ conversationId: demo.directConversationId }, "hi").catch((e: SendError) => e);
+    expect((intoDemoConversation as SendError).code, "a 1:1 id without the caller in it").to.equal(Code.PermissionDenied);
+    const fromDemo = await c.c.sendText({ peerUserId: session!.userId }, "hi mallory").catch((e: SendError) => e);
+    expect((fromDemo as SendError).code).to.equal(Code.NotFound);
+    const peek = await rpcError(msg.syncMessages({ conversationId: demo.directConversationId }, { headers: mallory.api.headers() }));
+    expect(peek.code).to.equal(Code.NotFound);
     const huge = await c.c.sendText({ peerUserId: alice.id }, "x".repeat(16_385)).catch((e: SendError) => e);
     expect((huge as SendError).code).to.equal(Code.InvalidArgument);
-    const msg = createClient(MsgService, createGrpcTransport({ baseUrl: url }));
+    // Invalid UTF-8 in the text never parses: InvalidArgument naming the message (a raw Connect call over HTTP/1.1).
+    const wire = Buffer.from(toBinary(SendMessageRequestSchema, create(SendMessageRequestSchema, {
+      clientMsgId: "bad-utf8",
+      target: { case: "peerUserId", value: alice.id },
+      content: { kind: { case: "text", value: { text: "@@@@" } } },
+    })));
+    wire.set([0xff, 0xfe, 0xfd, 0xfc], wire.indexOf("@@@@"));
+    const raw = await fetch(`${url}/im.msg.v1.MsgService/SendMessage`, {
+      method: "POST",
+      headers: { "content-type": "application/proto", "connect-protocol-version": "1", ...c.c.api.headers() },
+      body: wire,
+    });
+    expect(raw.status).to.equal(400);
+    expect(await raw.json()).to.deep.include({ code: "invalid_argument" });
     const list = await msg.listConversations({}, { headers: c.c.api.headers() });
     expect(list.conversations, "carol has no conversation yet").to.deep.equal([]);
     const sync = await rpcError(msg.syncMessages({ conversationId: demo.directConversationId }, { headers: c.c.api.headers() }));
@@ -172,13 +209,17 @@ describe("1:1 messaging, all-in-one", function () {
       name: "all-in-one",
       modules: [authModule, userModule, msgModule, gatewayModule],
       port: 0,
-      env: { IM_LOG_LEVEL: "silent" },
+      env: { IM_LOG_LEVEL: "silent", IM_ADMIN_TOKEN: adminToken },
     });
-    return { urls: [running.process.server.url], stop: () => running.stop() };
+    const url = running.process.server.url;
+    return { urls: [url], admin: { url, token: adminToken }, stop: () => running.stop() };
   });
 });
 
 describe("1:1 messaging, mesh mode on two gateways @infra", function () {
   this.timeout(60_000);
-  messagingSuite(() => startMeshDeployment({ gateways: 2 }));
+  messagingSuite(async () => {
+    const deployment = await startMeshDeployment({ gateways: 2, extraEnv: { IM_ADMIN_TOKEN: adminToken } });
+    return { ...deployment, admin: { url: deployment.authUrl, token: adminToken } };
+  });
 });

@@ -15,6 +15,8 @@ export interface MeshDeployment {
   /** The gateways' URLs, in start order. */
   readonly urls: string[];
   readonly gateways: NodeProcess[];
+  /** The auth process's URL (admin RPCs are served there, not through the gateways). */
+  readonly authUrl: string;
   readonly env: NodeJS.ProcessEnv;
   /** Kills every process (SIGKILL) and drops the database. */
   stop(): Promise<void>;
@@ -57,9 +59,9 @@ export async function startMeshDeployment(options: { gateways?: number; redisDb?
     await database.drop();
   };
   try {
-    await Promise.all([start("auth"), start("user"), start("msg")]);
+    const [auth] = await Promise.all([start("auth"), start("user"), start("msg")]);
     const gateways = await Promise.all(Array.from({ length: options.gateways ?? 1 }, () => start("gateway")));
-    return { urls: gateways.map((g) => `http://127.0.0.1:${g.port}`), gateways, env, stop };
+    return { urls: gateways.map((g) => `http://127.0.0.1:${g.port}`), gateways, authUrl: `http://127.0.0.1:${auth.port}`, env, stop };
   } catch (err) {
     await stop();
     throw err;
