@@ -124,6 +124,19 @@ export class ImClient {
     return this.session;
   }
 
+  /** Creates an account in the app and signs this device in with it. */
+  async register(username: string, password: string, profile: { email?: string; displayName?: string } = {}): Promise<Session> {
+    const res = await this.auth.register({
+      apiKey: this.options.apiKey,
+      username,
+      password,
+      ...profile,
+      device: { deviceId: this.options.deviceId ?? randomUUID(), name: "im-mesh client", platform: Platform.CLI },
+    });
+    this.session = res.session!;
+    return this.session;
+  }
+
   /** Gets a new access token when the current one has less than a minute left. */
   private async freshToken(): Promise<void> {
     const expires = this.session?.tokens?.accessExpiresAt;

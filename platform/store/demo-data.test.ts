@@ -62,6 +62,16 @@ describe("demo data", () => {
           .sort((a, b) => (a.conversationId === b.conversationId ? (a.userId < b.userId ? -1 : 1) : a.conversationId < b.conversationId ? -1 : 1))
           .map((m) => ({ conversation_id: m.conversationId, user_id: m.userId, last_read_seq: m.lastReadSeq })),
       );
+      const groups = await scratch.db.query<RowDataPacket>("SELECT app_id, id, name, owner_id, member_count FROM chat_groups ORDER BY id");
+      expect(groups.map((r) => ({ ...r }))).to.deep.equal(
+        [...tables.groups.values()].map((g) => ({ app_id: g.appId, id: g.id, name: g.name, owner_id: g.ownerId, member_count: g.memberCount })),
+      );
+      const groupMembers = await scratch.db.query<RowDataPacket>("SELECT group_id, user_id, role FROM group_members ORDER BY group_id, user_id");
+      expect(groupMembers.map((r) => ({ ...r }))).to.deep.equal(
+        [...tables.groupMembers.values()]
+          .sort((a, b) => (a.userId < b.userId ? -1 : 1))
+          .map((m) => ({ group_id: m.groupId, user_id: m.userId, role: m.role })),
+      );
     } finally {
       await scratch.drop();
     }

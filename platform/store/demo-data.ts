@@ -56,7 +56,7 @@ export function seedDemo(tables: MemoryTables): void {
     { id: demo.groupConversationId, type: 2, groupId: demo.groupId, members: [[alice.id, 2], [bob.id, 3], [charlie.id, 3]] as const },
   ];
   for (const c of conversations) {
-    tables.conversations.set(c.id, { appId: demo.appId, id: c.id, type: c.type, groupId: c.groupId, maxSeq: 3, createdAt, updatedAt: createdAt });
+    tables.conversations.set(c.id, { appId: demo.appId, id: c.id, type: c.type, groupId: c.groupId, maxSeq: 3, membersSeq: 0, createdAt, updatedAt: createdAt });
     for (const [userId, lastReadSeq] of c.members) {
       tables.members.set(`${c.id} ${userId}`, {
         appId: demo.appId,
@@ -70,6 +70,10 @@ export function seedDemo(tables: MemoryTables): void {
         updatedAt: createdAt,
       });
     }
+  }
+  tables.groups.set(demo.groupId, { appId: demo.appId, id: demo.groupId, name: "Launch team", avatarUrl: "", ownerId: alice.id, memberCount: 3, version: 1, createdAt, dissolvedAt: null });
+  for (const [userId, role] of [[alice.id, 1], [bob.id, 2], [charlie.id, 3]] as const) {
+    tables.groupMembers.set(`${demo.groupId} ${userId}`, { appId: demo.appId, groupId: demo.groupId, userId, role, joinedAt: createdAt, joinedSeq: 0 });
   }
   for (const m of demoMessages) {
     let rows = tables.messages.get(m.conversationId);

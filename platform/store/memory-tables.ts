@@ -46,8 +46,33 @@ export interface ConversationRow {
   type: number;
   groupId: string | null;
   maxSeq: number;
+  /** The seq of the latest membership change (0: none). */
+  membersSeq: number;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** A row of `chat_groups`. */
+export interface GroupRow {
+  appId: string;
+  id: string;
+  name: string;
+  avatarUrl: string;
+  ownerId: string;
+  memberCount: number;
+  version: number;
+  createdAt: Date;
+  dissolvedAt: Date | null;
+}
+
+/** A row of `group_members`; role 1 owner, 2 admin, 3 member. */
+export interface GroupMemberRow {
+  appId: string;
+  groupId: string;
+  userId: string;
+  role: number;
+  joinedAt: Date;
+  joinedSeq: number;
 }
 
 /** A row of `conversation_members`. */
@@ -98,6 +123,9 @@ export class MemoryTables {
   /** Keyed by token hash, as the unique key in MySQL. */
   readonly refreshTokens = new Map<string, RefreshTokenRow>();
   readonly conversations = new Map<string, ConversationRow>();
+  readonly groups = new Map<string, GroupRow>();
+  /** Keyed by `${groupId} ${userId}`. */
+  readonly groupMembers = new Map<string, GroupMemberRow>();
   /** Keyed by `${conversationId} ${userId}`. */
   readonly members = new Map<string, MemberRow>();
   /** Per conversation, rows by seq (JavaScript maps keep insertion order; readers sort). */

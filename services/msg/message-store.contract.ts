@@ -129,4 +129,28 @@ export function messageStoreContract(open: () => Promise<{ store: MessageStore; 
     expect(await store.deleteOffline(demo.appId, bob.id, [{ conversationId: direct, seq: 4 }])).to.equal(1);
     expect((await store.offline(demo.appId, bob.id, 10)).map((e) => e.seq)).to.deep.equal([5]);
   });
+
+  it("changes group membership with a system message: joins from its seq, leaves at it, skips no-ops, creates the conversation", async () => {
+    const group = demo.groupConversationId;
+    const added = await store.applyMembership(message(group, 4, alice.id, "alice added carol", "add-carol"), demo.groupId, [carol.id, bob.id], []);
+    expect(added).to.deep.equal({ kind: "applied", joined: [carol.id], left: [] });
+    expect((await store.conversation(demo.appId, group))?.membersSeq).to.equal(4);
+    expect((await store.membership(demo.appId, group, carol.id))).to.include({ joinedSeq: 4, leftSeq: null, lastReadSeq: 3 });
+    expect((await store.applyMembership(message(group, 5, alice.id, "again", "add-carol"), demo.groupId, [carol.id], [])).kind).to.equal("duplicate");
+    expect(await store.applyMembership(message(group, 5, alice.id, "add carol twice"), demo.groupId, [carol.id], [])).to.deep.equal({ kind: "unchanged" });
+    expect((await store.applyMembership(message(group, 4, alice.id, "stale seq"), demo.groupId, [], [bob.id])).kind).to.equal("seq-taken");
+    expect(await store.applyMembership(message(group, 6, alice.id, "alice removed bob"), demo.groupId, [], [bob.id])).to.deep.equal({ kind: "applied", joined: [], left: [bob.id] });
+    expect(await store.members(demo.appId, group)).to.have.members([alice.id, charlie.id, carol.id]);
+    const spans = await store.memberSpans(demo.appId, group);
+    expect(spans.membersSeq).to.equal(6);
+    expect(spans.members.find((m) => m.userId === bob.id)).to.deep.equal({ userId: bob.id, joinedSeq: 0, leftSeq: 6 });
+    expect((await store.insert([message(group, 7, carol.id, "hi all")]))[0]!.kind).to.equal("stored");
+    expect((await store.conversation(demo.appId, group))?.membersSeq, "a plain message is no membership change").to.equal(6);
+    const fresh = `g:${randomUUID()}`;
+    const created = await store.applyMembership(message(fresh, 1, carol.id, "carol created the group"), randomUUID(), [carol.id, alice.id], []);
+    expect(created.kind).to.equal("applied");
+    expect((await store.conversation(demo.appId, fresh))).to.include({ type: 2, maxSeq: 1, membersSeq: 1 });
+    expect((await store.membership(demo.appId, fresh, carol.id))?.lastReadSeq, "the actor has read it").to.equal(1);
+    expect((await store.membership(demo.appId, fresh, alice.id))?.lastReadSeq).to.equal(0);
+  });
 }

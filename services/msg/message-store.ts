@@ -16,8 +16,32 @@ export interface ConversationState {
   readonly type: number;
   readonly groupId: string | null;
   readonly maxSeq: number;
+  /** The seq of the latest membership change (0: none). */
+  readonly membersSeq: number;
   readonly updatedAt: Date;
 }
+
+/** A member of a conversation, present or past, with the seqs bounding what they receive. */
+export interface MemberSpan {
+  readonly userId: string;
+  readonly joinedSeq: number;
+  readonly leftSeq: number | null;
+}
+
+/** Every member span of a conversation, as of its `membersSeq`. */
+export interface MemberSpans {
+  readonly membersSeq: number;
+  readonly members: readonly MemberSpan[];
+}
+
+/** The result of a system message that changes membership. */
+export type MembershipOutcome =
+  /** Stored; these users joined and left at its seq. */
+  | { readonly kind: "applied"; readonly joined: readonly string[]; readonly left: readonly string[] }
+  /** Everyone named already was (or was not) a member: nothing was stored. */
+  | { readonly kind: "unchanged" }
+  | { readonly kind: "duplicate"; readonly original: StoredMessage }
+  | { readonly kind: "seq-taken" };
 
 /** One member's state in a conversation. */
 export interface Membership {
@@ -66,6 +90,14 @@ export interface MessageStore {
   membership(appId: string, conversationId: string, userId: string): Promise<Membership | undefined>;
   /** Current members (not those who left). */
   members(appId: string, conversationId: string): Promise<string[]>;
+  /** Every member span, present and past, read after the conversation's membersSeq (so never older than it says). */
+  memberSpans(appId: string, conversationId: string): Promise<MemberSpans>;
+  /**
+   * Stores a system message of a group conversation (creating the conversation with the first one) and, in the
+   * same transaction, makes `join` members from its seq and ends `leave`'s membership at it; users who already
+   * are (or are not) members are skipped, and when that leaves nothing to change, nothing is stored.
+   */
+  applyMembership(message: StoredMessage, groupId: string, join: readonly string[], leave: readonly string[]): Promise<MembershipOutcome>;
   /**
    * Persists a batch in one transaction (group commit), raises each conversation's max seq and each sender's
    * last read seq (a sender has read what they sent); a duplicate
@@ -103,6 +135,13 @@ export interface MessageStore {
 
 const snapshotSpan = 10_000;
 
+/** Splits a list into runs of at most `size`, so statements stay under MySQL's placeholder limit. */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 /** Batch positions ordered by conversation, then seq: the order a batch is checked and written in. */
 function byConversationAndSeq(batch: readonly StoredMessage[]): number[] {
   return batch
@@ -131,7 +170,7 @@ export class MemoryMessageStore implements MessageStore {
   async ensureDirect(appId: string, conversationId: string, userIds: readonly [string, string]): Promise<void> {
     if (this.tables.conversations.has(conversationId)) return;
     const now = new Date();
-    this.tables.conversations.set(conversationId, { appId, id: conversationId, type: 1, groupId: null, maxSeq: 0, createdAt: now, updatedAt: now });
+    this.tables.conversations.set(conversationId, { appId, id: conversationId, type: 1, groupId: null, maxSeq: 0, membersSeq: 0, createdAt: now, updatedAt: now });
     for (const userId of userIds) {
       this.tables.members.set(`${conversationId} ${userId}`, { appId, conversationId, userId, lastReadSeq: 0, joinedSeq: 0, leftSeq: null, muted: false, starred: false, updatedAt: now });
     }
@@ -139,7 +178,7 @@ export class MemoryMessageStore implements MessageStore {
 
   async conversation(appId: string, conversationId: string): Promise<ConversationState | undefined> {
     const c = this.tables.conversations.get(conversationId);
-    return c?.appId === appId ? { appId, id: c.id, type: c.type, groupId: c.groupId, maxSeq: c.maxSeq, updatedAt: c.updatedAt } : undefined;
+    return c?.appId === appId ? { appId, id: c.id, type: c.type, groupId: c.groupId, maxSeq: c.maxSeq, membersSeq: c.membersSeq, updatedAt: c.updatedAt } : undefined;
   }
 
   async membership(appId: string, conversationId: string, userId: string): Promise<Membership | undefined> {
@@ -149,6 +188,45 @@ export class MemoryMessageStore implements MessageStore {
 
   async members(appId: string, conversationId: string): Promise<string[]> {
     return [...this.tables.members.values()].filter((m) => m.appId === appId && m.conversationId === conversationId && m.leftSeq === null).map((m) => m.userId);
+  }
+
+  async memberSpans(appId: string, conversationId: string): Promise<MemberSpans> {
+    const c = this.tables.conversations.get(conversationId);
+    if (c?.appId !== appId) return { membersSeq: 0, members: [] };
+    const members = [...this.tables.members.values()]
+      .filter((m) => m.conversationId === conversationId)
+      .map((m) => ({ userId: m.userId, joinedSeq: m.joinedSeq, leftSeq: m.leftSeq }));
+    return { membersSeq: c.membersSeq, members };
+  }
+
+  async applyMembership(m: StoredMessage, groupId: string, join: readonly string[], leave: readonly string[]): Promise<MembershipOutcome> {
+    let c = this.tables.conversations.get(m.conversationId);
+    if (c === undefined) {
+      c = { appId: m.appId, id: m.conversationId, type: 2, groupId, maxSeq: 0, membersSeq: 0, createdAt: m.createdAt, updatedAt: m.createdAt };
+      this.tables.conversations.set(m.conversationId, c);
+    }
+    const original = this.tables.messagesByClientId.get(`${m.conversationId} ${m.senderId} ${m.clientMsgId}`);
+    if (original) return { kind: "duplicate", original };
+    if (m.seq <= c.maxSeq) return { kind: "seq-taken" };
+    const active = (u: string) => this.tables.members.get(`${m.conversationId} ${u}`)?.leftSeq === null;
+    const joined = [...new Set(join)].filter((u) => !active(u));
+    const left = [...new Set(leave)].filter(active);
+    if (join.length + leave.length > 0 && joined.length + left.length === 0) return { kind: "unchanged" };
+    const row = { ...m };
+    this.rows(m.conversationId).set(m.seq, row);
+    this.tables.messagesByClientId.set(`${m.conversationId} ${m.senderId} ${m.clientMsgId}`, row);
+    c.maxSeq = m.seq;
+    c.updatedAt = m.createdAt;
+    if (joined.length + left.length > 0) c.membersSeq = m.seq;
+    for (const userId of joined) {
+      this.tables.members.set(`${m.conversationId} ${userId}`, {
+        appId: m.appId, conversationId: m.conversationId, userId, lastReadSeq: userId === m.senderId ? m.seq : m.seq - 1, joinedSeq: m.seq, leftSeq: null, muted: false, starred: false, updatedAt: m.createdAt,
+      });
+    }
+    for (const userId of left) this.tables.members.get(`${m.conversationId} ${userId}`)!.leftSeq = m.seq;
+    const sender = this.tables.members.get(`${m.conversationId} ${m.senderId}`);
+    if (sender) sender.lastReadSeq = Math.max(sender.lastReadSeq, m.seq);
+    return { kind: "applied", joined, left };
   }
 
   async insert(batch: readonly StoredMessage[], mentions: readonly { userId: string; conversationId: string; seq: number }[] = []): Promise<InsertOutcome[]> {
@@ -212,7 +290,7 @@ export class MemoryMessageStore implements MessageStore {
       for (const f of this.tables.userMessages.values()) {
         if (f.userId === userId && f.conversationId === c.id && f.seq > m.lastReadSeq && f.flags & flagBits.mentioned) unreadMentions++;
       }
-      out.push({ conversation: { appId, id: c.id, type: c.type, groupId: c.groupId, maxSeq: c.maxSeq, updatedAt: c.updatedAt }, member: memberOf(m), last, unreadMentions });
+      out.push({ conversation: { appId, id: c.id, type: c.type, groupId: c.groupId, maxSeq: c.maxSeq, membersSeq: c.membersSeq, updatedAt: c.updatedAt }, member: memberOf(m), last, unreadMentions });
     }
     const order = (a: ConversationCursor, b: ConversationCursor) => b.updatedAt.getTime() - a.updatedAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
     return out
@@ -379,8 +457,8 @@ export class SqlMessageStore implements MessageStore {
   }
 
   async conversation(appId: string, conversationId: string): Promise<ConversationState | undefined> {
-    const [r] = await this.db.query<RowDataPacket>("SELECT app_id, id, type, group_id, max_seq, updated_at FROM conversations WHERE app_id = ? AND id = ?", [appId, conversationId]);
-    return r ? { appId: r.app_id, id: r.id, type: r.type, groupId: r.group_id, maxSeq: Number(r.max_seq), updatedAt: r.updated_at } : undefined;
+    const [r] = await this.db.query<RowDataPacket>("SELECT app_id, id, type, group_id, max_seq, members_seq, updated_at FROM conversations WHERE app_id = ? AND id = ?", [appId, conversationId]);
+    return r ? { appId: r.app_id, id: r.id, type: r.type, groupId: r.group_id, maxSeq: Number(r.max_seq), membersSeq: Number(r.members_seq), updatedAt: r.updated_at } : undefined;
   }
 
   async membership(appId: string, conversationId: string, userId: string): Promise<Membership | undefined> {
@@ -394,6 +472,53 @@ export class SqlMessageStore implements MessageStore {
   async members(appId: string, conversationId: string): Promise<string[]> {
     const rows = await this.db.query<RowDataPacket>("SELECT user_id FROM conversation_members WHERE app_id = ? AND conversation_id = ? AND left_seq IS NULL", [appId, conversationId]);
     return rows.map((r) => r.user_id);
+  }
+
+  async memberSpans(appId: string, conversationId: string): Promise<MemberSpans> {
+    const c = await this.conversation(appId, conversationId);
+    if (c === undefined) return { membersSeq: 0, members: [] };
+    const rows = await this.db.query<RowDataPacket>("SELECT user_id, joined_seq, left_seq FROM conversation_members WHERE conversation_id = ? AND app_id = ?", [conversationId, appId]);
+    return { membersSeq: c.membersSeq, members: rows.map((r) => ({ userId: r.user_id, joinedSeq: Number(r.joined_seq), leftSeq: r.left_seq === null ? null : Number(r.left_seq) })) };
+  }
+
+  async applyMembership(m: StoredMessage, groupId: string, join: readonly string[], leave: readonly string[]): Promise<MembershipOutcome> {
+    return this.db.transaction(async (tx) => {
+      await tx.execute("INSERT IGNORE INTO conversations (app_id, id, type, group_id) VALUES (?, ?, 2, ?)", [m.appId, m.conversationId, groupId]);
+      const [c] = await tx.query<RowDataPacket>("SELECT app_id, max_seq FROM conversations WHERE id = ? FOR UPDATE", [m.conversationId]);
+      if (c?.app_id !== m.appId) throw new Error(`conversation ${m.conversationId} belongs to another app`);
+      const [dup] = await tx.query<RowDataPacket>(`SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?`, [m.conversationId, m.senderId, m.clientMsgId]);
+      if (dup) return { kind: "duplicate", original: toMessage(dup) };
+      if (m.seq <= Number(c.max_seq)) return { kind: "seq-taken" };
+      const named = [...new Set([...join, ...leave])];
+      const active = new Set<string>();
+      for (const ids of chunks(named, 1000)) {
+        const rows = await tx.query<RowDataPacket>(
+          `SELECT user_id FROM conversation_members WHERE conversation_id = ? AND left_seq IS NULL AND user_id IN (${ids.map(() => "?").join(", ")})`,
+          [m.conversationId, ...ids],
+        );
+        for (const r of rows) active.add(r.user_id);
+      }
+      const joined = [...new Set(join)].filter((u) => !active.has(u));
+      const left = [...new Set(leave)].filter((u) => active.has(u));
+      if (named.length > 0 && joined.length + left.length === 0) return { kind: "unchanged" };
+      await tx.execute(`INSERT INTO messages (${messageColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+        m.appId, m.conversationId, m.seq, m.msgId, m.clientMsgId, m.senderId, m.senderDeviceId, m.contentType, m.body, m.searchText, m.createdAt, m.editedAt, m.recalled,
+      ]);
+      const changed = joined.length + left.length > 0;
+      await tx.execute(`UPDATE conversations SET max_seq = ?, updated_at = ?${changed ? ", members_seq = ?" : ""} WHERE id = ?`, changed ? [m.seq, m.createdAt, m.seq, m.conversationId] : [m.seq, m.createdAt, m.conversationId]);
+      for (const ids of chunks(joined, 1000)) {
+        await tx.execute(
+          `INSERT INTO conversation_members (app_id, conversation_id, user_id, last_read_seq, joined_seq) VALUES ${ids.map(() => "(?, ?, ?, ?, ?)").join(", ")}
+           ON DUPLICATE KEY UPDATE joined_seq = VALUES(joined_seq), left_seq = NULL, last_read_seq = VALUES(last_read_seq)`,
+          ids.flatMap((u) => [m.appId, m.conversationId, u, u === m.senderId ? m.seq : m.seq - 1, m.seq]),
+        );
+      }
+      for (const ids of chunks(left, 1000)) {
+        await tx.execute(`UPDATE conversation_members SET left_seq = ? WHERE conversation_id = ? AND user_id IN (${ids.map(() => "?").join(", ")})`, [m.seq, m.conversationId, ...ids]);
+      }
+      await tx.execute("UPDATE conversation_members SET last_read_seq = GREATEST(last_read_seq, ?) WHERE conversation_id = ? AND user_id = ?", [m.seq, m.conversationId, m.senderId]);
+      return { kind: "applied", joined, left };
+    });
   }
 
   async insert(batch: readonly StoredMessage[], mentions: readonly { userId: string; conversationId: string; seq: number }[] = []): Promise<InsertOutcome[]> {
@@ -494,7 +619,7 @@ export class SqlMessageStore implements MessageStore {
     }
     params.push(limit);
     const rows = await this.db.query<RowDataPacket>(
-      `SELECT c.app_id, c.id, c.type, c.group_id, c.max_seq, c.updated_at, m.last_read_seq, m.joined_seq, m.left_seq, m.muted, m.starred,
+      `SELECT c.app_id, c.id, c.type, c.group_id, c.max_seq, c.members_seq, c.updated_at, m.last_read_seq, m.joined_seq, m.left_seq, m.muted, m.starred,
               (SELECT COUNT(*) FROM user_message um WHERE um.user_id = m.user_id AND um.conversation_id = c.id AND um.seq > m.last_read_seq AND um.flags & ${flagBits.mentioned}) AS unread_mentions
          FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
         WHERE m.app_id = ? AND m.user_id = ? ${page}
@@ -507,7 +632,7 @@ export class SqlMessageStore implements MessageStore {
       const upTo = member.leftSeq ?? Number(r.max_seq);
       const [last] = await this.db.query<RowDataPacket>(`SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1`, [r.id, upTo]);
       out.push({
-        conversation: { appId: r.app_id, id: r.id, type: r.type, groupId: r.group_id, maxSeq: Number(r.max_seq), updatedAt: r.updated_at },
+        conversation: { appId: r.app_id, id: r.id, type: r.type, groupId: r.group_id, maxSeq: Number(r.max_seq), membersSeq: Number(r.members_seq), updatedAt: r.updated_at },
         member,
         last: last ? toMessage(last) : undefined,
         unreadMentions: Number(r.unread_mentions),
