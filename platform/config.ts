@@ -40,7 +40,7 @@ export interface Config {
 }
 
 /** The five services of DESIGN.md §2, as named in processes, ports and the registry. */
-export type ServiceName = "gateway" | "auth" | "user" | "msg" | "group";
+export type ServiceName = "gateway" | "auth" | "user" | "msg" | "group" | "fanout";
 
 /** pino's log levels, accepted in IM_LOG_LEVEL. */
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -63,6 +63,7 @@ export const defaultPorts: Readonly<Record<ServiceName, number>> = {
   user: 9102,
   msg: 9103,
   group: 9104,
+  fanout: 9106,
 };
 
 const logLevels: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -133,6 +134,7 @@ export const meshRequirements: Readonly<Record<ServiceName, readonly (keyof Infr
   user: ["etcdEndpoints", "mysqlUrl", "redisUrl"],
   msg: ["etcdEndpoints", "mysqlUrl", "redisUrl", "kafkaBrokers"],
   group: ["etcdEndpoints", "mysqlUrl", "redisUrl", "kafkaBrokers"],
+  fanout: ["etcdEndpoints", "mysqlUrl", "redisUrl", "kafkaBrokers"],
 };
 
 const variableOf: Readonly<Record<keyof InfraConfig, string>> = {
@@ -192,6 +194,7 @@ export function loadConfig(mode: RunMode, services: readonly ServiceName[], env:
       user: port(env, "IM_USER_PORT", defaultPorts.user),
       msg: port(env, "IM_MSG_PORT", defaultPorts.msg),
       group: port(env, "IM_GROUP_PORT", defaultPorts.group),
+      fanout: port(env, "IM_FANOUT_PORT", defaultPorts.fanout),
     },
     infra,
     logLevel,

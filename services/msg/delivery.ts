@@ -18,21 +18,60 @@ export interface Outgoing {
 
 type PendingDelivery = MessageInitShape<typeof DeliverySchema>;
 
+/** PushRequest takes at most 10,000 deliveries; a delivery lists at most this many devices. */
+const maxDeliveriesPerPush = 5_000;
+const maxDevicesPerDelivery = 1_000;
+
+/** Per gateway instance: the deliveries of one Push, and the messages among them keyed by user/device/msg id. */
+type GatewayBatches = Map<string, { deliveries: PendingDelivery[]; offline: Map<string, Outgoing & { userId: string }> }>;
+
 /**
  * Delivers frames to connected devices (DESIGN.md §3 step 6): devices are looked up in the watch-fed route table,
  * deliveries are grouped per gateway and sent as one Push batch per gateway per tick, and a message for a user
  * with no device online (or whose gateway did not have the stream any more) goes to the `offline_msg` topic.
  */
 export class Delivery {
-  private readonly perGateway = new Map<string, { deliveries: PendingDelivery[]; offline: Map<string, Outgoing & { userId: string }> }>();
+  private readonly perGateway: GatewayBatches = new Map();
   private scheduled = false;
 
   constructor(
     private readonly deps: { routes: RouteTable; clients: MeshClients; bus: Bus; logger: Logger },
   ) {}
 
-  /** Queues the frame; resolves once it is handed to the gateways' batches (delivery itself is asynchronous). */
+  /** Queues the frame; it is handed to the gateways' batches on the next tick (delivery itself is asynchronous). */
   send(out: Outgoing): void {
+    const offline = this.route(out, this.perGateway);
+    if (offline.length > 0) void this.toOffline(out.appId, offline).catch((err: unknown) => {
+      // The message is stored; the device catches up by sync when it reconnects.
+      this.deps.logger.warn({ err: String(err), count: offline.length }, "could not queue offline deliveries");
+    });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => void this.flush());
+    }
+  }
+
+  /**
+   * Delivers now and resolves once every gateway answered and every offline delivery is durable on the bus; rejects
+   * when an offline delivery could not be queued, so a fan-out worker retries the batch instead of losing it.
+   */
+  async deliverNow(outs: readonly Outgoing[]): Promise<{ pushedDevices: number; offlineUsers: number }> {
+    const batches: GatewayBatches = new Map();
+    let offlineUsers = 0;
+    const offline: Promise<void>[] = [];
+    for (const out of outs) {
+      const items = this.route(out, batches);
+      offlineUsers += items.length;
+      if (items.length > 0) offline.push(this.toOffline(out.appId, items));
+    }
+    const pushedDevices = [...batches.values()].reduce((n, b) => n + b.deliveries.length, 0);
+    const late = await this.pushAll(batches);
+    await Promise.all([...offline, ...late]);
+    return { pushedDevices, offlineUsers };
+  }
+
+  /** Adds the frame to its gateways' batches; returns the users with no device online, for the offline inbox. */
+  private route(out: Outgoing, batches: GatewayBatches): { userId: string; message: Message }[] {
     const offline: { userId: string; message: Message }[] = [];
     for (const userId of out.userIds) {
       const devices = this.deps.routes.devices(out.appId, userId).filter((d) => !(out.exceptDevice?.userId === userId && out.exceptDevice.deviceId === d.deviceId));
@@ -42,54 +81,64 @@ export class Delivery {
         continue;
       }
       for (const d of devices) {
-        let batch = this.perGateway.get(d.gatewayId);
-        if (batch === undefined) this.perGateway.set(d.gatewayId, (batch = { deliveries: [], offline: new Map() }));
-        batch.deliveries.push({ devices: [{ appId: out.appId, userId, deviceId: d.deviceId }], frame: out.frame });
+        let batch = batches.get(d.gatewayId);
+        if (batch === undefined) batches.set(d.gatewayId, (batch = { deliveries: [], offline: new Map() }));
+        // One delivery per frame and gateway, listing every device there: the frame is encoded once per gateway.
+        let delivery = batch.deliveries[batch.deliveries.length - 1];
+        if (delivery?.frame !== out.frame || (delivery.devices?.length ?? 0) >= maxDevicesPerDelivery) {
+          batch.deliveries.push((delivery = { devices: [], frame: out.frame }));
+        }
+        (delivery.devices as { appId: string; userId: string; deviceId: string }[]).push({ appId: out.appId, userId, deviceId: d.deviceId });
         if (out.offlineMessage) batch.offline.set(`${userId}/${d.deviceId}/${out.offlineMessage.msgId}`, { ...out, userId });
       }
     }
-    if (offline.length > 0) void this.toOffline(out.appId, offline);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => void this.flush());
-    }
+    return offline;
   }
 
   private async flush(): Promise<void> {
     this.scheduled = false;
-    const batches = [...this.perGateway];
+    const batches = new Map(this.perGateway);
     this.perGateway.clear();
+    const late = await this.pushAll(batches);
+    await Promise.all(late).catch((err: unknown) => this.deps.logger.warn({ err: String(err) }, "could not queue offline deliveries"));
+  }
+
+  /**
+   * Sends one Push per gateway; what a gateway did not have a stream for (or every delivery of a gateway that
+   * failed) goes to the offline inbox. Returns the offline publishes, for the caller to await or log.
+   */
+  private async pushAll(batches: GatewayBatches): Promise<Promise<void>[]> {
+    const late: Promise<void>[] = [];
     await Promise.all(
-      batches.map(async ([gatewayId, batch]) => {
+      [...batches].map(async ([gatewayId, batch]) => {
         let notConnected: { appId: string; userId: string; deviceId: string }[];
         try {
-          const res = await this.deps.clients.client(PushService, { instanceId: gatewayId }).push({ deliveries: batch.deliveries });
-          notConnected = res.notConnected;
+          const push = this.deps.clients.client(PushService, { instanceId: gatewayId });
+          notConnected = [];
+          for (let i = 0; i < batch.deliveries.length; i += maxDeliveriesPerPush) {
+            const res = await push.push({ deliveries: batch.deliveries.slice(i, i + maxDeliveriesPerPush) });
+            notConnected.push(...res.notConnected);
+          }
         } catch (err) {
           this.deps.logger.warn({ gatewayId, err: String(err) }, "push failed; the messages go to the offline inbox");
           notConnected = batch.deliveries.flatMap((d) => d.devices ?? []).map((d) => ({ appId: d.appId ?? "", userId: d.userId ?? "", deviceId: d.deviceId ?? "" }));
         }
+        const missed = new Set(notConnected.map((d) => `${d.userId}/${d.deviceId}/`));
         const offline: { userId: string; message: Message }[] = [];
-        for (const d of notConnected) {
-          for (const [key, out] of batch.offline) {
-            if (key.startsWith(`${d.userId}/${d.deviceId}/`) && out.offlineMessage) offline.push({ userId: d.userId, message: out.offlineMessage });
-          }
+        for (const [key, out] of batch.offline) {
+          if (out.offlineMessage && missed.has(key.slice(0, key.lastIndexOf("/") + 1))) offline.push({ userId: out.userId, message: out.offlineMessage });
         }
-        if (offline.length > 0) await this.toOffline(notConnected[0]!.appId, offline);
+        if (offline.length > 0) late.push(this.toOffline(notConnected[0]!.appId, offline));
       }),
     );
+    return late;
   }
 
   private async toOffline(appId: string, items: { userId: string; message: Message }[]): Promise<void> {
-    try {
-      await this.deps.bus.publish(
-        "offline_msg",
-        items.map(({ userId, message }) => ({ key: userId, value: toBinary(OfflineDeliverySchema, create(OfflineDeliverySchema, { appId, userId, message })) })),
-      );
-    } catch (err) {
-      // The message is stored; the device catches up by sync when it reconnects.
-      this.deps.logger.warn({ err: String(err), count: items.length }, "could not queue offline deliveries");
-    }
+    await this.deps.bus.publish(
+      "offline_msg",
+      items.map(({ userId, message }) => ({ key: userId, value: toBinary(OfflineDeliverySchema, create(OfflineDeliverySchema, { appId, userId, message })) })),
+    );
   }
 }
 

@@ -21,7 +21,7 @@ export const msgModule: ServiceModule = {
     const routes = await RouteTable.open(rt.registry);
     rt.onStop(() => routes.close());
     const delivery = new Delivery({ routes, clients: rt.clients, bus: rt.bus, logger: rt.logger });
-    const services = createMsgServices({ store, kv: rt.kv, sequencer: new Sequencer(rt.kv, store), delivery, clients: rt.clients, editWindowMs: rt.config.msgEditWindowSeconds * 1000 });
+    const services = createMsgServices({ store, kv: rt.kv, sequencer: new Sequencer(rt.kv, store), delivery, clients: rt.clients, bus: rt.bus, editWindowMs: rt.config.msgEditWindowSeconds * 1000 });
     const writeOffline = createOfflineWriter(store);
     const subscription = await rt.bus.subscribe({
       groupId: "msg-offline-inbox",

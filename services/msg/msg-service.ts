@@ -4,6 +4,8 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   ConversationType,
+  GroupMessageRecordSchema,
+  MembershipChangeSchema,
   MessageContentSchema,
   MessageEvent_Kind,
   MessageFlag,
@@ -21,10 +23,15 @@ import { UserService } from "../../gen/im/user/v1/user_pb.js";
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import type { MeshClients } from "../../mesh/service-client.js";
 import type { Kv } from "../../platform/kv/kv.js";
-import type { Delivery } from "./delivery.js";
+import { GroupInternalService, GroupRole } from "../../gen/im/group/v1/group_pb.js";
+import type { Bus } from "../../platform/bus/bus.js";
+import { messageFrame, type Delivery } from "./delivery.js";
 import { GroupCommit } from "./group-commit.js";
 import { flagBits, type InsertOutcome, type MessageStore, type StoredMessage } from "./message-store.js";
 import type { Sequencer } from "./sequencer.js";
+
+/** The sender of a system message no user caused. */
+const systemSender = "00000000-0000-0000-0000-000000000000";
 
 /** Dedup markers live 7 days (DESIGN.md §3 step 2). */
 const dedupTtlMs = 7 * 24 * 3_600_000;
@@ -37,8 +44,17 @@ export interface MsgDeps {
   readonly sequencer: Sequencer;
   readonly delivery: Delivery;
   readonly clients: MeshClients;
+  /** Group messages go to `group_msg` for the fan-out workers; membership changes to `membership_change`. */
+  readonly bus: Bus;
   /** How long after sending the sender may still edit or recall a message (default 15 minutes). */
   readonly editWindowMs?: number;
+  /** Read receipts of groups larger than this go only to the reader's own devices (default 100). */
+  readonly receiptMaxMembers?: number;
+}
+
+/** The group id of a group conversation id ("g:<group id>"), or undefined for any other conversation. */
+export function groupOf(conversationId: string): string | undefined {
+  return conversationId.startsWith("g:") ? conversationId.slice(2) : undefined;
 }
 
 /** The 1:1 conversation id of two users: "s:" and both ids in order, so both sides derive the same one. */
@@ -105,10 +121,26 @@ function decodeCursor<T>(token: string, check: (v: unknown) => v is T): T | unde
 }
 
 /** Builds the msg service's handlers: sending with dedup, seq and group commit, sync, read state, edits and search. */
-export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgService>; internal: Partial<ServiceImpl<typeof MsgInternalService>> } {
+export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgService>; internal: ServiceImpl<typeof MsgInternalService> } {
   const { store, kv } = deps;
   const editWindowMs = deps.editWindowMs ?? 15 * 60_000;
-  const commit = new GroupCommit<StoredMessage, InsertOutcome>((batch) => store.insert(batch));
+  const receiptMaxMembers = deps.receiptMaxMembers ?? 100;
+  const commit = new GroupCommit<{ row: StoredMessage; mentions: readonly string[] }, InsertOutcome>((batch) =>
+    store.insert(
+      batch.map((b) => b.row),
+      batch.flatMap((b) => b.mentions.map((userId) => ({ userId, conversationId: b.row.conversationId, seq: b.row.seq }))),
+    ),
+  );
+
+  /** Hands a stored group message to the fan-out workers; durable on the bus when this resolves. */
+  const publishGroupMessage = async (appId: string, message: Message) => {
+    const groupId = groupOf(message.conversationId)!;
+    try {
+      await deps.bus.publish("group_msg", [{ key: groupId, value: toBinary(GroupMessageRecordSchema, create(GroupMessageRecordSchema, { appId, groupId, message })) }]);
+    } catch {
+      throw new ConnectError("the message is stored but could not be handed to delivery; send it again with the same client_msg_id", Code.Unavailable);
+    }
+  };
 
   /**
    * 1:1 conversations known to exist, by `${app} ${id}`: their members are the two ids in the id and never change,
@@ -148,7 +180,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
       return [direct[1]!, direct[2]!];
     }
     const member = await store.membership(appId, conversationId, userId);
-    if (member === undefined) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
+    if (member === undefined || member.leftSeq !== null) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
     if (conversation.type === 1) {
       rememberDirect(appId, conversationId);
       return conversationId.split(":").slice(1);
@@ -165,10 +197,10 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
   };
 
   /** Persists with a fresh seq, taking another when the seq turns out taken (only after the counter was lost). */
-  const persist = async (row: Omit<StoredMessage, "seq">): Promise<{ stored: StoredMessage; duplicate: boolean }> => {
+  const persist = async (row: Omit<StoredMessage, "seq">, mentions: readonly string[] = []): Promise<{ stored: StoredMessage; duplicate: boolean }> => {
     for (let attempt = 0; attempt < 5; attempt++) {
       const stored = { ...row, seq: await deps.sequencer.next(row.appId, row.conversationId) };
-      const outcome = await commit.submit(stored);
+      const outcome = await commit.submit({ row: stored, mentions });
       if (outcome.kind === "stored") return { stored, duplicate: false };
       if (outcome.kind === "duplicate") return { stored: outcome.original, duplicate: true };
     }
@@ -209,6 +241,21 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
     return { me, m };
   };
 
+  /** Who a text message mentions: named members (never the sender), or every member for an owner's or admin's @all. */
+  const mentionsOf = async (me: { appId: string; userId: string }, conversationId: string, content: MessageContent, members: readonly string[]): Promise<string[]> => {
+    if (content.kind.case !== "text") return [];
+    const text = content.kind.value;
+    const groupId = groupOf(conversationId);
+    if (text.mentionAll) {
+      if (groupId === undefined) throw new ConnectError("mention_all is for group conversations", Code.InvalidArgument);
+      const role = await deps.clients.client(GroupInternalService).isMember({ appId: me.appId, groupId, userId: me.userId });
+      if (role.role !== GroupRole.OWNER && role.role !== GroupRole.ADMIN) throw new ConnectError("only the group's owner and admins may mention everyone", Code.PermissionDenied);
+      return members.filter((u) => u !== me.userId);
+    }
+    const present = new Set(members);
+    return text.mentionedUserIds.filter((u) => u !== me.userId && present.has(u));
+  };
+
   const msg: ServiceImpl<typeof MsgService> = {
     async sendMessage(req, ctx) {
       const me = requireUser(ctx);
@@ -217,6 +264,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
       const content = req.content!;
       if (content.kind.case === "system") throw new ConnectError("system messages are posted by the services, not by clients", Code.InvalidArgument);
       const members = await openConversation(ctx, me.appId, me.userId, conversationId, true);
+      const mentions = await mentionsOf(me, conversationId, content, members);
       const dedupKey = `dedup:${me.appId}:${me.userId}:${req.clientMsgId}`;
       if (!(await kv.set(dedupKey, "pending", { ttlMs: dedupTtlMs, ifAbsent: true }))) return awaitOriginal(dedupKey);
       let sent: { stored: StoredMessage; duplicate: boolean };
@@ -234,14 +282,23 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
           createdAt: new Date(),
           editedAt: null,
           recalled: false,
-        });
+        }, mentions);
       } catch (err) {
         await kv.del(dedupKey).catch(() => {});
         throw err;
       }
       const { stored, duplicate } = sent;
+      if (groupOf(conversationId) !== undefined) {
+        // A resent duplicate is published again: fan-out is at least once and clients drop what they have.
+        try {
+          await publishGroupMessage(me.appId, toMessage(stored));
+        } catch (err) {
+          await kv.del(dedupKey).catch(() => {});
+          throw err;
+        }
+      }
       await kv.set(dedupKey, JSON.stringify({ c: stored.conversationId, s: stored.seq, m: stored.msgId, t: stored.createdAt.getTime() }), { ttlMs: dedupTtlMs });
-      if (!duplicate) {
+      if (!duplicate && groupOf(conversationId) === undefined) {
         const message = toMessage(stored);
         deps.delivery.send({ appId: me.appId, userIds: members, frame: { body: { case: "message", value: message } }, exceptDevice: { userId: me.userId, deviceId: me.deviceId }, offlineMessage: message });
       }
@@ -253,7 +310,8 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
       const { conversation, member } = await requireMember(me.appId, req.conversationId, me.userId);
       const limit = req.limit === 0 ? 50 : req.limit;
       const upTo = member.leftSeq ?? conversation.maxSeq;
-      const rows = await store.after(me.appId, req.conversationId, Math.max(Number(req.afterSeq), member.joinedSeq), limit + 1, upTo);
+      // A member reads from the message that added them (joinedSeq) up to the one that removed them (leftSeq).
+      const rows = await store.after(me.appId, req.conversationId, Math.max(Number(req.afterSeq), member.joinedSeq - 1), limit + 1, upTo);
       const page = rows.slice(0, limit);
       const flags = await store.flags(me.userId, req.conversationId, page.map((m) => m.seq));
       return { messages: page.map((m) => toMessage(m, flags.get(m.seq))), maxSeq: BigInt(upTo), hasMore: rows.length > limit };
@@ -292,10 +350,12 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
       const me = requireUser(ctx);
       await requireMember(me.appId, req.conversationId, me.userId);
       const lastReadSeq = await store.markRead(me.appId, req.conversationId, me.userId, Number(req.seq));
-      // The other members see the receipt; the reader's other devices clear their unread count.
+      // The other members see the receipt (not in large groups, where it would be noise); the reader's other
+      // devices clear their unread count.
+      const members = await store.members(me.appId, req.conversationId);
       deps.delivery.send({
         appId: me.appId,
-        userIds: await store.members(me.appId, req.conversationId),
+        userIds: members.length > receiptMaxMembers ? [me.userId] : members,
         frame: { body: { case: "readReceipt", value: { conversationId: req.conversationId, userId: me.userId, lastReadSeq: BigInt(lastReadSeq), readAt: timestampFromDate(new Date()) } } },
         exceptDevice: { userId: me.userId, deviceId: me.deviceId },
       });
@@ -339,8 +399,53 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
     },
   };
 
-  // DeliverGroupMessage and PostSystemMessage come with the group service's fan-out and answer Unimplemented until then.
-  const internal: Partial<ServiceImpl<typeof MsgInternalService>> = {
+  const internal: ServiceImpl<typeof MsgInternalService> = {
+    async postSystemMessage(req) {
+      const groupId = groupOf(req.conversationId);
+      if (groupId === undefined || (req.groupId !== "" && req.groupId !== groupId)) {
+        throw new ConnectError(`system messages go to group conversations ("g:<group id>"), not ${req.conversationId}`, Code.InvalidArgument);
+      }
+      const body = toBinary(MessageContentSchema, create(MessageContentSchema, { kind: { case: "system", value: req.content! } }));
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const row: StoredMessage = {
+          appId: req.appId,
+          conversationId: req.conversationId,
+          seq: await deps.sequencer.next(req.appId, req.conversationId),
+          msgId: randomUUID(),
+          clientMsgId: req.idempotencyKey,
+          senderId: req.content!.actorUserId || systemSender,
+          senderDeviceId: "",
+          contentType: 4,
+          body,
+          searchText: null,
+          createdAt: new Date(),
+          editedAt: null,
+          recalled: false,
+        };
+        const outcome = await store.applyMembership(row, groupId, req.joinedUserIds, req.leftUserIds);
+        if (outcome.kind === "seq-taken") continue;
+        if (outcome.kind === "unchanged") return {};
+        const message = toMessage(outcome.kind === "duplicate" ? outcome.original : row);
+        const joined = outcome.kind === "applied" ? outcome.joined : [];
+        const left = outcome.kind === "applied" ? outcome.left : [];
+        // Caches drop the group before the message reaches the fan-out, which rereads the members anyway when
+        // their seq moved; a retried duplicate publishes both again (consumers are idempotent).
+        if (req.joinedUserIds.length + req.leftUserIds.length > 0) {
+          await deps.bus.publish("membership_change", [
+            { key: groupId, value: toBinary(MembershipChangeSchema, create(MembershipChangeSchema, { appId: req.appId, groupId, conversationId: req.conversationId, seq: message.seq })) },
+          ]);
+        }
+        await publishGroupMessage(req.appId, message);
+        return { message, joinedUserIds: [...joined], leftUserIds: [...left] };
+      }
+      throw new ConnectError("could not assign a sequence number; retry", Code.Unavailable);
+    },
+    async deliverGroupMessage(req) {
+      const message = req.message!;
+      return deps.delivery.deliverNow([
+        { appId: req.appId, userIds: req.userIds, frame: messageFrame(message), exceptDevice: { userId: message.senderId, deviceId: message.senderDeviceId }, offlineMessage: message },
+      ]);
+    },
     async fetchOffline(req) {
       const limit = req.limit === 0 ? 500 : req.limit;
       const rows = await store.offline(req.appId, req.userId, limit + 1);
