@@ -9,6 +9,7 @@ import { Code, ConnectError, createClient, type Client, type Transport } from "@
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService, Platform, type Session } from "../gen/im/auth/v1/auth_pb.js";
 import { ConnectRequestSchema, GatewayService, Kick_Reason, type Kick, type ServerFrame, type SendResult } from "../gen/im/gateway/v1/gateway_pb.js";
+import { GroupService } from "../gen/im/group/v1/group_pb.js";
 import { MessageSchema, MsgService, type Message, type MessageEvent, type ReadReceipt, type SendMessageResponse } from "../gen/im/msg/v1/msg_pb.js";
 
 /** How to reach im-mesh and who signs in. */
@@ -74,6 +75,7 @@ export class ImClient {
   private transport: Transport;
   private auth: Client<typeof AuthService>;
   private msg: Client<typeof MsgService>;
+  private group: Client<typeof GroupService>;
   private running = false;
   private stream: { push(frame: Parameters<typeof create<typeof ConnectRequestSchema>>[1]): void; end(): void } | undefined;
   private nextFrameId = 1n;
@@ -92,6 +94,7 @@ export class ImClient {
     this.transport = transportTo(options.baseUrl);
     this.auth = createClient(AuthService, this.transport);
     this.msg = createClient(MsgService, this.transport);
+    this.group = createClient(GroupService, this.transport);
   }
 
   get userId(): string {
@@ -106,6 +109,7 @@ export class ImClient {
     this.transport = transportTo(url);
     this.auth = createClient(AuthService, this.transport);
     this.msg = createClient(MsgService, this.transport);
+    this.group = createClient(GroupService, this.transport);
   }
 
   private headers(): { authorization: string } {
@@ -145,9 +149,9 @@ export class ImClient {
     this.session = res.session ?? this.session;
   }
 
-  /** The typed msg client with this user's token, for the unary API (ListConversations, MarkRead, …). */
-  get api(): { msg: Client<typeof MsgService>; headers: () => { authorization: string } } {
-    return { msg: this.msg, headers: () => this.headers() };
+  /** The typed msg and group clients with this user's token, for the unary API (ListConversations, MarkRead, …). */
+  get api(): { msg: Client<typeof MsgService>; group: Client<typeof GroupService>; headers: () => { authorization: string } } {
+    return { msg: this.msg, group: this.group, headers: () => this.headers() };
   }
 
   /** Opens the stream and keeps it open until close(); resolves once the first stream is up. */
@@ -292,6 +296,9 @@ export class ImClient {
     const last = this.lastSeq.get(conv);
     if (last !== undefined && m.seq <= last) return this.ack(m);
     if (!notify) this.seen.get(conv)?.add(m.msgId) ?? this.seen.set(conv, new Set([m.msgId]));
+    // Without a position in the conversation yet, our own message must not become it: a message of someone else
+    // with a lower seq may still be on its way, and would then look old and be dropped.
+    if (last === undefined && !notify) return;
     if (last !== undefined && m.seq > last + 1n) {
       let held = this.buffered.get(conv);
       if (!held) this.buffered.set(conv, (held = new Map()));

@@ -2,14 +2,11 @@
 // through the same runtime as mesh mode. Services are mounted here as their issues land.
 import { exitOnSignals } from "../mesh/bootstrap.js";
 import { demo } from "../platform/store/demo-data.js";
-import { authModule } from "./auth/auth-module.js";
+import { allModules } from "./modules.js";
 import { exitOnStartupError, startProcess } from "./runtime.js";
-import { userModule } from "./user/user-module.js";
-import { gatewayModule } from "./gateway/gateway-module.js";
-import { msgModule } from "./msg/msg-module.js";
 
 try {
-  const running = await startProcess({ mode: "all-in-one", name: "all-in-one", modules: [authModule, userModule, msgModule, gatewayModule] });
+  const running = await startProcess({ mode: "all-in-one", name: "all-in-one", modules: allModules });
   const url = running.process.server.url;
   process.stdout.write(
     [

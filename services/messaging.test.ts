@@ -13,11 +13,8 @@ import { demo } from "../platform/store/demo-data.js";
 import { eventually } from "../test/eventually.js";
 import { startMeshDeployment } from "../test/mesh-deployment.js";
 import { rpcError } from "../test/rpc-errors.js";
-import { authModule } from "./auth/auth-module.js";
-import { gatewayModule } from "./gateway/gateway-module.js";
-import { msgModule } from "./msg/msg-module.js";
 import { startProcess, type RunningProcess } from "./runtime.js";
-import { userModule } from "./user/user-module.js";
+import { allModules } from "./modules.js";
 
 const [alice, bob, , carol] = demo.users;
 const adminToken = "operator-credential-for-the-tests-0001";
@@ -207,7 +204,7 @@ describe("1:1 messaging, all-in-one", function () {
     const running: RunningProcess = await startProcess({
       mode: "all-in-one",
       name: "all-in-one",
-      modules: [authModule, userModule, msgModule, gatewayModule],
+      modules: allModules,
       port: 0,
       env: { IM_LOG_LEVEL: "silent", IM_ADMIN_TOKEN: adminToken },
     });

@@ -1,4 +1,4 @@
-// A whole im-mesh in mesh mode for tests: auth, user, msg and N gateways, each its own process (their main.ts), on
+// A whole im-mesh in mesh mode for tests: auth, user, msg, group, a fan-out worker and N gateways, each its own process (their main.ts), on
 // the real infrastructure with a scratch database, a private etcd namespace and a Redis database of its own.
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
@@ -17,6 +17,10 @@ export interface MeshDeployment {
   readonly gateways: NodeProcess[];
   /** The auth process's URL (admin RPCs are served there, not through the gateways). */
   readonly authUrl: string;
+  /** The first fan-out worker process. */
+  readonly fanout: NodeProcess;
+  /** Starts one more process of a service (its main.ts) in the deployment; stop() kills it too. */
+  start(service: string): Promise<NodeProcess>;
   readonly env: NodeJS.ProcessEnv;
   /** Kills every process (SIGKILL) and drops the database. */
   stop(): Promise<void>;
@@ -42,6 +46,8 @@ export async function startMeshDeployment(options: { gateways?: number; redisDb?
     IM_AUTH_PORT: "0",
     IM_USER_PORT: "0",
     IM_MSG_PORT: "0",
+    IM_GROUP_PORT: "0",
+    IM_FANOUT_PORT: "0",
     IM_GATEWAY_PORT: "0",
     IM_LEASE_TTL_SECONDS: "5",
     IM_LOG_LEVEL: "warn",
@@ -59,9 +65,9 @@ export async function startMeshDeployment(options: { gateways?: number; redisDb?
     await database.drop();
   };
   try {
-    const [auth] = await Promise.all([start("auth"), start("user"), start("msg")]);
+    const [auth, , , , fanout] = await Promise.all([start("auth"), start("user"), start("msg"), start("group"), start("fanout")]);
     const gateways = await Promise.all(Array.from({ length: options.gateways ?? 1 }, () => start("gateway")));
-    return { urls: gateways.map((g) => `http://127.0.0.1:${g.port}`), gateways, authUrl: `http://127.0.0.1:${auth.port}`, env, stop };
+    return { urls: gateways.map((g) => `http://127.0.0.1:${g.port}`), gateways, authUrl: `http://127.0.0.1:${auth.port}`, fanout, start, env, stop };
   } catch (err) {
     await stop();
     throw err;

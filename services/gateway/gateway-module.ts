@@ -1,5 +1,6 @@
 import { AuthService } from "../../gen/im/auth/v1/auth_pb.js";
 import { GatewayService, PushService } from "../../gen/im/gateway/v1/gateway_pb.js";
+import { GroupService } from "../../gen/im/group/v1/group_pb.js";
 import { MsgService } from "../../gen/im/msg/v1/msg_pb.js";
 import { UserService } from "../../gen/im/user/v1/user_pb.js";
 import { createForwarder } from "../../mesh/forwarding.js";
@@ -9,7 +10,7 @@ import { createGatewayServices } from "./gateway-service.js";
 
 /**
  * The gateway, the only public edge: client streams, PushService for deliveries, and the public unary API of
- * auth, user and msg forwarded to their services (in one process with them, the real services answer instead).
+ * auth, user, msg and group forwarded to their services (in one process with them, the real services answer instead).
  */
 export const gatewayModule: ServiceModule = {
   name: "gateway",
@@ -30,6 +31,7 @@ export const gatewayModule: ServiceModule = {
       mount(AuthService, createForwarder(AuthService, rt.clients), { proxy: true }),
       mount(UserService, createForwarder(UserService, rt.clients), { proxy: true }),
       mount(MsgService, createForwarder(MsgService, rt.clients), { proxy: true }),
+      mount(GroupService, createForwarder(GroupService, rt.clients), { proxy: true }),
     ];
   },
 };

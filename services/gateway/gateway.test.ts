@@ -10,12 +10,9 @@ import { ConnectRequestSchema, GatewayService, Kick_Reason, type ServerFrame } f
 import { MsgService } from "../../gen/im/msg/v1/msg_pb.js";
 import { demo } from "../../platform/store/demo-data.js";
 import { eventually } from "../../test/eventually.js";
-import { authModule } from "../auth/auth-module.js";
-import { msgModule } from "../msg/msg-module.js";
 import { startProcess, type RunningProcess } from "../runtime.js";
-import { userModule } from "../user/user-module.js";
 import { Connection, maxQueuedFrames } from "./connection.js";
-import { gatewayModule } from "./gateway-module.js";
+import { allModules } from "../modules.js";
 
 const [alice, bob] = demo.users;
 
@@ -75,7 +72,7 @@ describe("gateway", function () {
   };
 
   beforeEach(async () => {
-    running = await startProcess({ mode: "all-in-one", name: "all-in-one", modules: [authModule, userModule, msgModule, gatewayModule], port: 0, env: { IM_LOG_LEVEL: "silent", IM_HEARTBEAT_SECONDS: "1" } });
+    running = await startProcess({ mode: "all-in-one", name: "all-in-one", modules: allModules, port: 0, env: { IM_LOG_LEVEL: "silent", IM_HEARTBEAT_SECONDS: "1" } });
     url = running.process.server.url;
   });
   afterEach(() => running.stop());

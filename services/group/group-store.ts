@@ -3,8 +3,8 @@ import type { SqlDatabase, SqlExecutor } from "../../platform/store/sql.js";
 import type { GroupMemberRow, GroupRow, MemoryTables } from "../../platform/store/memory-tables.js";
 import { chunks } from "../msg/message-store.js";
 
-/** A group (a `chat_groups` row). */
-export type GroupRecord = Omit<GroupRow, "version">;
+/** A group (a `chat_groups` row); version grows with every change. */
+export type GroupRecord = GroupRow;
 
 /** A member of a group with their role: 1 owner, 2 admin, 3 member (GroupRole). */
 export type GroupMemberRecord = Pick<GroupMemberRow, "userId" | "role" | "joinedAt" | "joinedSeq">;
@@ -41,7 +41,7 @@ export interface GroupStore {
 }
 
 function record(g: GroupRow): GroupRecord {
-  return { appId: g.appId, id: g.id, name: g.name, avatarUrl: g.avatarUrl, ownerId: g.ownerId, memberCount: g.memberCount, createdAt: g.createdAt, dissolvedAt: g.dissolvedAt };
+  return { ...g };
 }
 
 /** The GroupStore on the in-memory tables (all-in-one mode and unit tests). */
@@ -168,10 +168,10 @@ export class MemoryGroupStore implements GroupStore {
   }
 }
 
-const groupColumns = "app_id, id, name, avatar_url, owner_id, member_count, created_at, dissolved_at";
+const groupColumns = "app_id, id, name, avatar_url, owner_id, member_count, version, created_at, dissolved_at";
 
 function toGroup(r: RowDataPacket): GroupRecord {
-  return { appId: r.app_id, id: r.id, name: r.name, avatarUrl: r.avatar_url, ownerId: r.owner_id, memberCount: Number(r.member_count), createdAt: r.created_at, dissolvedAt: r.dissolved_at };
+  return { appId: r.app_id, id: r.id, name: r.name, avatarUrl: r.avatar_url, ownerId: r.owner_id, memberCount: Number(r.member_count), version: Number(r.version), createdAt: r.created_at, dissolvedAt: r.dissolved_at };
 }
 
 function toMember(r: RowDataPacket): GroupMemberRecord {
