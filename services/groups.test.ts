@@ -41,13 +41,29 @@ function groupSuite(deploy: () => Promise<Deployment>): void {
     return { c, inbox, group: c.api.group, msg: c.api.msg, as };
   };
 
-  beforeEach(async () => {
+  /** Each test's own group, laid out like the demo's: alice owner, bob admin, charlie member. */
+  let groupId: string;
+  let conversationId: string;
+
+  before(async () => {
     deployment = await deploy();
   });
 
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
+  after(async () => {
     await deployment?.stop();
+  });
+
+  beforeEach(async () => {
+    const a = await member("alice", 0);
+    const { group } = await a.group.createGroup({ requestId: randomUUID(), name: "Launch team", memberIds: [bob.id, charlie.id] }, a.as);
+    groupId = group!.groupId;
+    conversationId = group!.conversationId;
+    await a.group.setMemberRole({ groupId, userId: bob.id, role: GroupRole.ADMIN }, a.as);
+    for (const c of clients.splice(0)) c.close();
+  });
+
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
   });
 
   it("creates a group whose members, on different gateways, all receive every message in the same seq order", async () => {
@@ -78,9 +94,8 @@ function groupSuite(deploy: () => Promise<Deployment>): void {
     const a = await member("alice", 0);
     const b = await member("bob", 1);
     const c = await member("carol", 1);
-    const conversationId = demo.groupConversationId;
     for (let i = 0; i < 3; i++) await a.c.sendText({ conversationId }, `before carol ${i}`);
-    const added = await b.group.addMembers({ groupId: demo.groupId, userIds: [carol.id] }, b.as);
+    const added = await b.group.addMembers({ groupId: groupId, userIds: [carol.id] }, b.as);
     expect(added).to.deep.include({ addedUserIds: [carol.id], memberCount: 4 });
     await a.c.sendText({ conversationId }, "welcome carol");
     await eventually("carol got the welcome", () => c.inbox.some((m) => textOf(m) === "welcome carol"));
@@ -88,10 +103,10 @@ function groupSuite(deploy: () => Promise<Deployment>): void {
     const joinedSeq = c.inbox[0]!.seq;
     const carolsView = await c.msg.syncMessages({ conversationId, afterSeq: 0n }, c.as);
     expect(carolsView.messages[0]!.seq, "history starts at her join").to.equal(joinedSeq);
-    const members = await c.group.listMembers({ groupId: demo.groupId }, c.as);
+    const members = await c.group.listMembers({ groupId: groupId }, c.as);
     expect(members.members.find((m) => m.userId === carol.id)?.joinedSeq).to.equal(joinedSeq);
 
-    const removed = await a.group.removeMembers({ groupId: demo.groupId, userIds: [carol.id] }, a.as);
+    const removed = await a.group.removeMembers({ groupId: groupId, userIds: [carol.id] }, a.as);
     expect(removed).to.deep.include({ removedUserIds: [carol.id], memberCount: 3 });
     await eventually("carol saw her removal", () => c.inbox.some((m) => systemOf(m)?.kind === SystemContent_Kind.MEMBERS_REMOVED));
     const removalSeq = c.inbox.find((m) => systemOf(m)?.kind === SystemContent_Kind.MEMBERS_REMOVED)!.seq;
@@ -104,14 +119,13 @@ function groupSuite(deploy: () => Promise<Deployment>): void {
     expect(after.messages.map((m) => m.seq).every((s) => s >= joinedSeq && s <= removalSeq)).to.equal(true);
     const send = await c.c.sendText({ conversationId }, "let me back in").catch((e: SendError) => e);
     expect((send as SendError).code).to.equal(Code.PermissionDenied);
-    expect((await rpcError(c.group.getGroup({ groupId: demo.groupId }, c.as))).code).to.equal(Code.PermissionDenied);
+    expect((await rpcError(c.group.getGroup({ groupId: groupId }, c.as))).code).to.equal(Code.PermissionDenied);
   });
 
   it("enforces roles: members cannot manage, admins cannot touch the owner or other admins", async () => {
     const a = await member("alice", 0);
     const b = await member("bob", 1);
     const ch = await member("charlie", 0);
-    const groupId = demo.groupId;
     expect((await rpcError(ch.group.setMemberRole({ groupId, userId: bob.id, role: GroupRole.MEMBER }, ch.as))).code).to.equal(Code.PermissionDenied);
     expect((await rpcError(ch.group.addMembers({ groupId, userIds: [carol.id] }, ch.as))).code).to.equal(Code.PermissionDenied);
     expect((await rpcError(ch.group.updateGroup({ groupId, name: "Mine now" }, ch.as))).code).to.equal(Code.PermissionDenied);
@@ -132,7 +146,6 @@ function groupSuite(deploy: () => Promise<Deployment>): void {
   it("keeps member_count exact under concurrent AddMembers and RemoveMembers", async () => {
     const a = await member("alice", 0);
     const b = await member("bob", 1);
-    const groupId = demo.groupId;
     await Promise.all([
       a.group.addMembers({ groupId, userIds: [carol.id] }, a.as),
       b.group.addMembers({ groupId, userIds: [carol.id] }, b.as),
@@ -145,7 +158,7 @@ function groupSuite(deploy: () => Promise<Deployment>): void {
     expect(group!.memberCount).to.equal(members.length);
     // The conversation agrees with the group on who is in it.
     const inConversation = new Set<string>();
-    const sync = await a.msg.syncMessages({ conversationId: demo.groupConversationId, afterSeq: 0n, limit: 100 }, a.as);
+    const sync = await a.msg.syncMessages({ conversationId: conversationId, afterSeq: 0n, limit: 100 }, a.as);
     for (const m of sync.messages) {
       const s = systemOf(m);
       if (s?.kind === SystemContent_Kind.MEMBERS_ADDED) s.targetUserIds.forEach((u) => inConversation.add(u));
@@ -158,7 +171,6 @@ function groupSuite(deploy: () => Promise<Deployment>): void {
     const a = await member("alice", 0);
     const b = await member("bob", 1);
     const ch = await member("charlie", 0);
-    const conversationId = demo.groupConversationId;
     const sendMention = (x: typeof a, text: { text: string; mentionedUserIds?: string[]; mentionAll?: boolean }) =>
       x.msg.sendMessage({ clientMsgId: randomUUID(), target: { case: "conversationId", value: conversationId }, content: { kind: { case: "text", value: text } } }, x.as);
     await sendMention(b, { text: "@charlie can you check?", mentionedUserIds: [charlie.id, carol.id] });
@@ -171,17 +183,17 @@ function groupSuite(deploy: () => Promise<Deployment>): void {
     expect((await unread(b)).unreadMentions).to.equal(1n);
     expect((await unread(a)).unreadMentions, "not the sender").to.equal(0n);
 
-    await a.group.transferOwnership({ groupId: demo.groupId, newOwnerId: bob.id }, a.as);
-    expect((await a.group.getGroup({ groupId: demo.groupId }, a.as)).myRole).to.equal(GroupRole.ADMIN);
-    await a.group.leaveGroup({ groupId: demo.groupId }, a.as);
-    const dissolved = await b.group.dissolveGroup({ groupId: demo.groupId }, b.as);
+    await a.group.transferOwnership({ groupId: groupId, newOwnerId: bob.id }, a.as);
+    expect((await a.group.getGroup({ groupId: groupId }, a.as)).myRole).to.equal(GroupRole.ADMIN);
+    await a.group.leaveGroup({ groupId: groupId }, a.as);
+    const dissolved = await b.group.dissolveGroup({ groupId: groupId }, b.as);
     expect(dissolved.dissolvedAt).to.exist;
-    expect((await rpcError(b.group.addMembers({ groupId: demo.groupId, userIds: [carol.id] }, b.as))).code).to.equal(Code.FailedPrecondition);
+    expect((await rpcError(b.group.addMembers({ groupId: groupId, userIds: [carol.id] }, b.as))).code).to.equal(Code.FailedPrecondition);
     const send = await ch.c.sendText({ conversationId }, "anyone?").catch((e: SendError) => e);
     expect((send as SendError).code).to.equal(Code.PermissionDenied);
     const history = await ch.msg.syncMessages({ conversationId, afterSeq: 0n, limit: 100 }, ch.as);
     expect(systemOf(history.messages[history.messages.length - 1]!)?.kind).to.equal(SystemContent_Kind.GROUP_DISSOLVED);
-    expect((await b.group.listMyGroups({}, b.as)).groups.map((g) => g.groupId)).to.not.include(demo.groupId);
+    expect((await b.group.listMyGroups({}, b.as)).groups.map((g) => g.groupId)).to.not.include(groupId);
   });
 }
 

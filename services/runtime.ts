@@ -15,7 +15,7 @@ import { createMetricsRegistry } from "../mesh/metrics.js";
 import type { MountedService } from "../mesh/server.js";
 import { MeshClients } from "../mesh/service-client.js";
 import { AccessTokenVerifier, Revocations, type KeySource, type PublicKeyInfo } from "../mesh/user-tokens.js";
-import type { Bus } from "../platform/bus/bus.js";
+import { scopedBus, type Bus } from "../platform/bus/bus.js";
 import { KafkaBus } from "../platform/bus/kafka-bus.js";
 import { MemoryBus } from "../platform/bus/memory-bus.js";
 import { topics } from "../platform/bus/topics.js";
@@ -113,7 +113,9 @@ async function openAdapters(config: Config, name: string, logger: Logger, metric
     seedDemo(tables);
     store = { kind: "memory", tables };
   }
-  const bus: Bus = infra.kafkaBrokers ? new KafkaBus(infra.kafkaBrokers, { clientId: name }) : new MemoryBus();
+  // The etcd namespace is what separates deployments sharing infrastructure; the bus is scoped by it too.
+  const scope = (infra.etcdNamespace ?? "").replace(/^\/+|\/+$/g, "").replace(/[^A-Za-z0-9._-]/g, "_");
+  const bus: Bus = infra.kafkaBrokers ? scopedBus(new KafkaBus(infra.kafkaBrokers, { clientId: name }), scope) : new MemoryBus();
   closers.push(() => bus.close());
   // Kafka's topics are the operator's (infra-up, the helm chart); the in-memory bus gets them here.
   if (!infra.kafkaBrokers) await bus.ensureTopics(topics);

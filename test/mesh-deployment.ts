@@ -60,7 +60,12 @@ export async function startMeshDeployment(options: { gateways?: number; redisDb?
     return p;
   };
   const stop = async () => {
-    for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+    // Consumers leave their Kafka groups on SIGTERM (no stale member holds partitions); the rest is killed.
+    const alive = (p: NodeProcess) => p.child.exitCode === null && p.child.signalCode === null;
+    const consumers = processes.filter((p) => alive(p) && /services\/(msg|fanout)\//.test(p.script));
+    for (const p of consumers) p.child.kill("SIGTERM");
+    await Promise.race([Promise.all(consumers.map((p) => p.exited)), new Promise((r) => setTimeout(r, 5000))]);
+    for (const p of processes) if (alive(p)) p.child.kill("SIGKILL");
     await Promise.all(processes.map((p) => p.exited));
     await database.drop();
   };

@@ -69,6 +69,8 @@ export class TestProcess {
 
 /** A TypeScript entry point of ours running in its own process (a service main, an Echo instance). */
 export interface NodeProcess {
+  /** The script it runs, as given. */
+  readonly script: string;
   readonly port: number;
   readonly child: ChildProcess;
   /** Resolves with the exit code (null when killed by a signal). */
@@ -95,5 +97,5 @@ export async function startNodeProcess(script: string, env: NodeJS.ProcessEnv, c
     child.stderr!.on("data", append);
     void exited.then((code) => reject(new Error(`${script} exited with ${code} before it was ready:\n${output}`)));
   });
-  return { port, child, exited, output: () => output };
+  return { script, port, child, exited, output: () => output };
 }

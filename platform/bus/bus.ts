@@ -57,3 +57,29 @@ export interface Bus {
 export function retryDelayMs(attempt: number): number {
   return Math.floor(Math.random() * Math.min(5000, 50 * 2 ** Math.min(attempt, 10)));
 }
+
+/** The record header naming the deployment a record was published by. */
+export const scopeHeader = "im-scope";
+
+/**
+ * The bus of one deployment among several sharing the brokers (one per etcd namespace): consumer group ids are
+ * prefixed with the scope, records are stamped with it, and records of other scopes are skipped (committed
+ * unseen), so deployments never consume one another's messages nor split one another's partitions.
+ */
+export function scopedBus(bus: Bus, scope: string): Bus {
+  if (scope === "") return bus;
+  return {
+    ensureTopics: (specs) => bus.ensureTopics(specs),
+    publish: (topic, messages) => bus.publish(topic, messages.map((m) => ({ ...m, headers: { ...m.headers, [scopeHeader]: scope } }))),
+    subscribe: (options) =>
+      bus.subscribe({
+        ...options,
+        groupId: `${scope}.${options.groupId}`,
+        handler: async (records) => {
+          const ours = records.filter((r) => r.headers?.[scopeHeader] === scope);
+          if (ours.length > 0) await options.handler(ours);
+        },
+      }),
+    close: () => bus.close(),
+  };
+}

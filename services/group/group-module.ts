@@ -9,7 +9,7 @@ export const groupModule: ServiceModule = {
   name: "group",
   async build(rt) {
     const store = rt.store.kind === "sql" ? new SqlGroupStore(rt.store.db) : new MemoryGroupStore(rt.store.tables);
-    const services = createGroupServices({ store, clients: rt.clients });
+    const services = createGroupServices({ store, clients: rt.clients, kv: rt.kv });
     return [mount(GroupService, services.group), mount(GroupInternalService, services.internal)];
   },
 };

@@ -7,6 +7,7 @@ import { MsgInternalService, SystemContent_Kind } from "../../gen/im/msg/v1/msg_
 import { UserService } from "../../gen/im/user/v1/user_pb.js";
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import type { MeshClients } from "../../mesh/service-client.js";
+import type { Kv } from "../../platform/kv/kv.js";
 import { roles, type GroupMemberRecord, type GroupRecord, type GroupStore } from "./group-store.js";
 
 /** The largest group: fan-out, read state and typing are sized for it (DESIGN.md §8). */
@@ -16,7 +17,12 @@ export const maxGroupMembers = 10_000;
 export interface GroupDeps {
   readonly store: GroupStore;
   readonly clients: MeshClients;
+  /** Holds the per-group lock that orders changes of members with their mirror in the conversation. */
+  readonly kv: Kv;
 }
+
+/** How long a group's change lock lives at most (a crashed holder releases it by expiry). */
+const lockTtlMs = 15_000;
 
 /** A group as the API shows it; its conversation is "g:<group id>". */
 export function toGroup(g: GroupRecord): Group {
@@ -58,6 +64,25 @@ const pageToken = (id: string) => Buffer.from(id).toString("base64url");
  */
 export function createGroupServices(deps: GroupDeps): { group: ServiceImpl<typeof GroupService>; internal: ServiceImpl<typeof GroupInternalService> } {
   const { store } = deps;
+
+  /**
+   * Runs a change of a group's members under its lock, so the changes reach the conversation in the order they
+   * were made in the group (two instances adding and removing the same user concurrently would otherwise leave
+   * the two disagreeing).
+   */
+  const locked = async <T>(groupId: string, change: () => Promise<T>): Promise<T> => {
+    const key = `group-lock:${groupId}`;
+    const token = randomUUID();
+    for (let attempt = 0; !(await deps.kv.set(key, token, { ttlMs: lockTtlMs, ifAbsent: true })); attempt++) {
+      if (attempt >= 100) throw new ConnectError(`group ${groupId} is being changed by someone else; retry`, Code.Unavailable);
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
+    }
+    try {
+      return await change();
+    } finally {
+      if ((await deps.kv.get(key).catch(() => null)) === token) await deps.kv.del(key).catch(() => 0);
+    }
+  };
 
   /** The group and the caller's membership; NotFound outside the caller's app, PermissionDenied for non-members. */
   const load = async (appId: string, groupId: string, userId: string) => {
@@ -141,86 +166,98 @@ export function createGroupServices(deps: GroupDeps): { group: ServiceImpl<typeo
 
     async addMembers(req, ctx) {
       const me = requireUser(ctx);
-      const { group: g } = await loadForChange(me.appId, req.groupId, me.userId, [roles.owner, roles.admin], "add members");
-      if (g.memberCount + req.userIds.length > maxGroupMembers) {
-        const room = maxGroupMembers - g.memberCount;
-        throw new ConnectError(`a group holds at most ${maxGroupMembers} members; this one has room for ${Math.max(0, room)} more`, Code.FailedPrecondition);
-      }
-      await requireUsers(ctx, req.userIds);
-      const result = await store.addMembers(me.appId, req.groupId, req.userIds);
-      if (result === undefined) throw new ConnectError(`group ${req.groupId} was dissolved`, Code.FailedPrecondition);
-      // Everyone asked for who is now a member joins the conversation; those already in it are skipped by msg, so a
-      // retry after a failure here completes the change.
-      const joining = (await Promise.all(req.userIds.map(async (u) => ((await store.member(me.appId, req.groupId, u)) ? u : undefined)))).filter((u): u is string => u !== undefined);
-      const posted = await announce(me.appId, req.groupId, SystemContent_Kind.MEMBERS_ADDED, me.userId, { targets: joining, join: joining });
-      return { addedUserIds: [...new Set([...result.added, ...posted.joinedUserIds])], memberCount: result.memberCount };
+      return locked(req.groupId, async () => {
+        const { group: g } = await loadForChange(me.appId, req.groupId, me.userId, [roles.owner, roles.admin], "add members");
+        if (g.memberCount + req.userIds.length > maxGroupMembers) {
+          const room = maxGroupMembers - g.memberCount;
+          throw new ConnectError(`a group holds at most ${maxGroupMembers} members; this one has room for ${Math.max(0, room)} more`, Code.FailedPrecondition);
+        }
+        await requireUsers(ctx, req.userIds);
+        const result = await store.addMembers(me.appId, req.groupId, req.userIds);
+        if (result === undefined) throw new ConnectError(`group ${req.groupId} was dissolved`, Code.FailedPrecondition);
+        // Everyone asked for who is now a member joins the conversation; those already in it are skipped by msg, so a
+        // retry after a failure here completes the change.
+        const joining = (await Promise.all(req.userIds.map(async (u) => ((await store.member(me.appId, req.groupId, u)) ? u : undefined)))).filter((u): u is string => u !== undefined);
+        const posted = await announce(me.appId, req.groupId, SystemContent_Kind.MEMBERS_ADDED, me.userId, { targets: joining, join: joining });
+        return { addedUserIds: [...new Set([...result.added, ...posted.joinedUserIds])], memberCount: result.memberCount };
+      });
     },
 
     async removeMembers(req, ctx) {
       const me = requireUser(ctx);
-      await loadForChange(me.appId, req.groupId, me.userId, [roles.owner, roles.admin], "remove members");
-      if (req.userIds.includes(me.userId)) throw new ConnectError("to remove yourself, use LeaveGroup", Code.InvalidArgument);
-      const myRole = (await store.member(me.appId, req.groupId, me.userId))!.role;
-      for (const u of req.userIds) {
-        const target = await store.member(me.appId, req.groupId, u);
-        if (target?.role === roles.owner) throw new ConnectError("the owner cannot be removed; the owner may transfer ownership or dissolve the group", Code.PermissionDenied);
-        if (target?.role === roles.admin && myRole !== roles.owner) throw new ConnectError("only the owner may remove admins", Code.PermissionDenied);
-      }
-      const result = await store.removeMembers(me.appId, req.groupId, req.userIds);
-      if (result === undefined) throw new ConnectError(`group ${req.groupId} was dissolved`, Code.FailedPrecondition);
-      // Everyone named leaves the conversation; msg skips those who are not in it, so a retry completes the change.
-      const leaving = req.userIds;
-      const posted = await announce(me.appId, req.groupId, SystemContent_Kind.MEMBERS_REMOVED, me.userId, { targets: leaving, leave: leaving });
-      return { removedUserIds: [...new Set([...result.removed, ...posted.leftUserIds])], memberCount: result.memberCount };
+      return locked(req.groupId, async () => {
+        await loadForChange(me.appId, req.groupId, me.userId, [roles.owner, roles.admin], "remove members");
+        if (req.userIds.includes(me.userId)) throw new ConnectError("to remove yourself, use LeaveGroup", Code.InvalidArgument);
+        const myRole = (await store.member(me.appId, req.groupId, me.userId))!.role;
+        for (const u of req.userIds) {
+          const target = await store.member(me.appId, req.groupId, u);
+          if (target?.role === roles.owner) throw new ConnectError("the owner cannot be removed; the owner may transfer ownership or dissolve the group", Code.PermissionDenied);
+          if (target?.role === roles.admin && myRole !== roles.owner) throw new ConnectError("only the owner may remove admins", Code.PermissionDenied);
+        }
+        const result = await store.removeMembers(me.appId, req.groupId, req.userIds);
+        if (result === undefined) throw new ConnectError(`group ${req.groupId} was dissolved`, Code.FailedPrecondition);
+        // Everyone named leaves the conversation; msg skips those who are not in it, so a retry completes the change.
+        const leaving = req.userIds;
+        const posted = await announce(me.appId, req.groupId, SystemContent_Kind.MEMBERS_REMOVED, me.userId, { targets: leaving, leave: leaving });
+        return { removedUserIds: [...new Set([...result.removed, ...posted.leftUserIds])], memberCount: result.memberCount };
+      });
     },
 
     async leaveGroup(req, ctx) {
       const me = requireUser(ctx);
-      const { group: g, me: member } = await load(me.appId, req.groupId, me.userId);
-      if (g.dissolvedAt !== null) throw new ConnectError(`group ${req.groupId} was dissolved`, Code.FailedPrecondition);
-      if (member.role === roles.owner) {
-        if (g.memberCount > 1) throw new ConnectError("the owner must transfer ownership (TransferOwnership) before leaving", Code.FailedPrecondition);
-        await dissolve(me.appId, req.groupId, me.userId);
-        return { dissolved: true };
-      }
-      await store.removeMembers(me.appId, req.groupId, [me.userId]);
-      await announce(me.appId, req.groupId, SystemContent_Kind.MEMBER_LEFT, me.userId, { targets: [me.userId], leave: [me.userId] });
-      return { dissolved: false };
+      return locked(req.groupId, async () => {
+        const { group: g, me: member } = await load(me.appId, req.groupId, me.userId);
+        if (g.dissolvedAt !== null) throw new ConnectError(`group ${req.groupId} was dissolved`, Code.FailedPrecondition);
+        if (member.role === roles.owner) {
+          if (g.memberCount > 1) throw new ConnectError("the owner must transfer ownership (TransferOwnership) before leaving", Code.FailedPrecondition);
+          await dissolve(me.appId, req.groupId, me.userId);
+          return { dissolved: true };
+        }
+        await store.removeMembers(me.appId, req.groupId, [me.userId]);
+        await announce(me.appId, req.groupId, SystemContent_Kind.MEMBER_LEFT, me.userId, { targets: [me.userId], leave: [me.userId] });
+        return { dissolved: false };
+      });
     },
 
     async setMemberRole(req, ctx) {
       const me = requireUser(ctx);
-      const { me: caller } = await loadForChange(me.appId, req.groupId, me.userId, [roles.owner, roles.admin], "change roles");
-      if (req.userId === me.userId) throw new ConnectError("you cannot change your own role; the owner hands over with TransferOwnership", Code.InvalidArgument);
-      const target = await store.member(me.appId, req.groupId, req.userId);
-      if (target === undefined) throw new ConnectError(`user ${req.userId} is not a member of the group`, Code.NotFound);
-      if (target.role === roles.owner) throw new ConnectError("the owner's role changes only with TransferOwnership", Code.PermissionDenied);
-      // Admins may promote members; only the owner demotes admins.
-      if (caller.role === roles.admin && !(target.role === roles.member && req.role === GroupRole.ADMIN)) {
-        throw new ConnectError("admins may only promote members to admin; only the owner demotes admins", Code.PermissionDenied);
-      }
-      if (target.role === req.role) return { member: toMember(target) };
-      const updated = await store.setRole(me.appId, req.groupId, req.userId, req.role);
-      if (updated === undefined) throw new ConnectError(`user ${req.userId} is not a member of the group`, Code.NotFound);
-      await announce(me.appId, req.groupId, SystemContent_Kind.ROLE_CHANGED, me.userId, { targets: [req.userId], detail: req.role === GroupRole.ADMIN ? "admin" : "member" });
-      return { member: toMember(updated) };
+      return locked(req.groupId, async () => {
+        const { me: caller } = await loadForChange(me.appId, req.groupId, me.userId, [roles.owner, roles.admin], "change roles");
+        if (req.userId === me.userId) throw new ConnectError("you cannot change your own role; the owner hands over with TransferOwnership", Code.InvalidArgument);
+        const target = await store.member(me.appId, req.groupId, req.userId);
+        if (target === undefined) throw new ConnectError(`user ${req.userId} is not a member of the group`, Code.NotFound);
+        if (target.role === roles.owner) throw new ConnectError("the owner's role changes only with TransferOwnership", Code.PermissionDenied);
+        // Admins may promote members; only the owner demotes admins.
+        if (caller.role === roles.admin && !(target.role === roles.member && req.role === GroupRole.ADMIN)) {
+          throw new ConnectError("admins may only promote members to admin; only the owner demotes admins", Code.PermissionDenied);
+        }
+        if (target.role === req.role) return { member: toMember(target) };
+        const updated = await store.setRole(me.appId, req.groupId, req.userId, req.role);
+        if (updated === undefined) throw new ConnectError(`user ${req.userId} is not a member of the group`, Code.NotFound);
+        await announce(me.appId, req.groupId, SystemContent_Kind.ROLE_CHANGED, me.userId, { targets: [req.userId], detail: req.role === GroupRole.ADMIN ? "admin" : "member" });
+        return { member: toMember(updated) };
+      });
     },
 
     async transferOwnership(req, ctx) {
       const me = requireUser(ctx);
-      await loadForChange(me.appId, req.groupId, me.userId, [roles.owner], "transfer ownership");
-      if (req.newOwnerId === me.userId) throw new ConnectError("you already own the group", Code.InvalidArgument);
-      const moved = await store.transferOwnership(me.appId, req.groupId, me.userId, req.newOwnerId);
-      if (moved === undefined) throw new ConnectError(`user ${req.newOwnerId} is not a member of the group`, Code.NotFound);
-      await announce(me.appId, req.groupId, SystemContent_Kind.OWNERSHIP_TRANSFERRED, me.userId, { targets: [req.newOwnerId] });
-      return { group: toGroup(moved) };
+      return locked(req.groupId, async () => {
+        await loadForChange(me.appId, req.groupId, me.userId, [roles.owner], "transfer ownership");
+        if (req.newOwnerId === me.userId) throw new ConnectError("you already own the group", Code.InvalidArgument);
+        const moved = await store.transferOwnership(me.appId, req.groupId, me.userId, req.newOwnerId);
+        if (moved === undefined) throw new ConnectError(`user ${req.newOwnerId} is not a member of the group`, Code.NotFound);
+        await announce(me.appId, req.groupId, SystemContent_Kind.OWNERSHIP_TRANSFERRED, me.userId, { targets: [req.newOwnerId] });
+        return { group: toGroup(moved) };
+      });
     },
 
     async dissolveGroup(req, ctx) {
       const me = requireUser(ctx);
-      await loadForChange(me.appId, req.groupId, me.userId, [roles.owner], "dissolve the group");
-      const at = await dissolve(me.appId, req.groupId, me.userId);
-      return { dissolvedAt: timestampFromDate(at) };
+      return locked(req.groupId, async () => {
+        await loadForChange(me.appId, req.groupId, me.userId, [roles.owner], "dissolve the group");
+        const at = await dissolve(me.appId, req.groupId, me.userId);
+        return { dissolvedAt: timestampFromDate(at) };
+      });
     },
 
     async listMyGroups(req, ctx) {
