@@ -212,3 +212,63 @@ describe("groups, mesh mode on two gateways with a fan-out worker on Kafka @infr
     return { urls: mesh.urls, mesh, stop: () => mesh.stop() };
   });
 });
+
+describe("group fan-out worker killed with SIGKILL mid-stream @infra", function () {
+  this.timeout(120_000);
+  let mesh: MeshDeployment;
+  const clients: ImClient[] = [];
+  before(async () => {
+    mesh = await startMeshDeployment({ gateways: 2 });
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await mesh?.stop();
+  });
+
+  it("loses nothing: a new worker consumes from the last committed offsets and every member gets every message", async () => {
+    const inboxes = new Map<string, Message[]>();
+    const connect = async (username: string, url: string) => {
+      const inbox: Message[] = [];
+      const c = new ImClient({ baseUrl: url, apiKey: demo.apiKey, deviceId: randomUUID() }, { message: (m) => inbox.push(m) });
+      clients.push(c);
+      await c.login(username, demo.password);
+      await c.connect();
+      await c.resume();
+      inboxes.set(username, inbox);
+      return c;
+    };
+    const a = await connect("alice", mesh.urls[0]!);
+    await connect("bob", mesh.urls[1]!);
+    await connect("carol", mesh.urls[0]!);
+    const { group } = await a.api.group.createGroup({ requestId: randomUUID(), name: "Chaos", memberIds: [bob.id, carol.id] }, { headers: a.api.headers() });
+    const conversationId = group!.conversationId;
+    const sent: string[] = [];
+    let killed = false;
+    // 8 senders in flight for ~4 s; the worker dies a second in, and a new one starts two seconds later.
+    const sending = Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; i < 25; i++) {
+          const r = await a.sendText({ conversationId }, `chaos ${w}-${i}`);
+          sent.push(r.msgId);
+          await new Promise((res) => setTimeout(res, 150));
+        }
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    mesh.fanout.child.kill("SIGKILL");
+    killed = true;
+    await mesh.fanout.exited;
+    await new Promise((r) => setTimeout(r, 2000));
+    await mesh.start("fanout");
+    await sending;
+    expect(killed).to.equal(true);
+    for (const name of ["bob", "carol"]) {
+      const inbox = inboxes.get(name)!;
+      await eventually(`${name} has all ${sent.length} messages`, () => sent.every((id) => inbox.some((m) => m.msgId === id)), 60_000);
+      const ids = inbox.filter((m) => textOf(m)?.startsWith("chaos")).map((m) => m.msgId);
+      expect(new Set(ids).size, `${name} saw each message once`).to.equal(ids.length);
+      const seqs = inbox.filter((m) => m.conversationId === conversationId).map((m) => Number(m.seq));
+      expect(seqs).to.deep.equal([...seqs].sort((x, y) => x - y));
+    }
+  });
+});
