@@ -128,6 +128,11 @@ export class ImClient {
     return this.session;
   }
 
+  /** Takes over a session signed in elsewhere (kept by the app between runs, or issued in bulk by a load test). */
+  restore(session: Session): void {
+    this.session = session;
+  }
+
   /** Creates an account in the app and signs this device in with it. */
   async register(username: string, password: string, profile: { email?: string; displayName?: string } = {}): Promise<Session> {
     const res = await this.auth.register({

@@ -37,6 +37,33 @@ function toUnavailable(what: string, err: unknown): unknown {
  * The Kafka Bus for mesh mode (kafkajs). The producer is idempotent with acks=all and merges concurrent
  * publishes into one request per tick; consumers commit a partition's batch only after the handler succeeded.
  */
+/** One produce request stays well under the broker's default message.max.bytes (1 MiB) per record batch. */
+const maxRequestBytes = 512 * 1024;
+
+/** Splits topic messages into requests of at most `limit` bytes of keys and values, keeping each topic's order. */
+function splitBySize(topicMessages: TopicMessages[], limit: number): TopicMessages[][] {
+  const requests: TopicMessages[][] = [];
+  let current: TopicMessages[] = [];
+  let size = 0;
+  for (const { topic, messages } of topicMessages) {
+    let entry: TopicMessages = { topic, messages: [] };
+    current.push(entry);
+    for (const m of messages) {
+      const bytes = (m.value as Buffer).byteLength + (m.key?.length ?? 0) + 64;
+      if (size + bytes > limit && size > 0) {
+        requests.push(current);
+        entry = { topic, messages: [] };
+        current = [entry];
+        size = 0;
+      }
+      entry.messages.push(m);
+      size += bytes;
+    }
+  }
+  if (current.some((t) => t.messages.length > 0)) requests.push(current.filter((t) => t.messages.length > 0));
+  return requests;
+}
+
 export class KafkaBus implements Bus {
   private readonly kafka: InstanceType<typeof Kafka>;
   private producer: Producer | undefined;
@@ -155,9 +182,15 @@ export class KafkaBus implements Bus {
     }
     try {
       const producer = await this.connectProducer();
-      await producer.sendBatch({ acks: -1, topicMessages: [...byTopic.values()] });
+      for (const request of splitBySize([...byTopic.values()], maxRequestBytes)) await producer.sendBatch({ acks: -1, topicMessages: request });
       for (const p of batch) p.resolve();
     } catch (err) {
+      // An idempotent producer whose send failed can be left with sequence numbers the broker no longer accepts
+      // ("out of order sequence number" on every later send): start over with a new producer id.
+      const failed = this.producer;
+      this.producer = undefined;
+      this.connecting = undefined;
+      void failed?.disconnect().catch(() => {});
       const mapped = toUnavailable("publish", err);
       for (const p of batch) p.reject(mapped);
     }

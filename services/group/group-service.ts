@@ -21,6 +21,9 @@ export interface GroupDeps {
   readonly kv: Kv;
 }
 
+/** How many users a system message names; the rest are counted in its detail. */
+const maxNamedTargets = 50;
+
 /** How long a group's change lock lives at most (a crashed holder releases it by expiry). */
 const lockTtlMs = 15_000;
 
@@ -121,12 +124,15 @@ export function createGroupServices(deps: GroupDeps): { group: ServiceImpl<typeo
     actor: string,
     change: { targets?: readonly string[]; detail?: string; join?: readonly string[]; leave?: readonly string[]; key?: string },
   ) => {
+    const targets = change.targets ?? [];
     const res = await deps.clients.client(MsgInternalService).postSystemMessage({
       appId,
       conversationId: `g:${groupId}`,
       groupId,
       idempotencyKey: change.key ?? randomUUID(),
-      content: { kind, actorUserId: actor, targetUserIds: [...(change.targets ?? [])], detail: change.detail ?? "" },
+      // A system message names at most 50 users (it is stored once but copied to every offline member's inbox);
+      // the detail then says how many there were.
+      content: { kind, actorUserId: actor, targetUserIds: targets.slice(0, maxNamedTargets), detail: change.detail ?? (targets.length > maxNamedTargets ? `${targets.length} users` : "") },
       joinedUserIds: [...(change.join ?? [])],
       leftUserIds: [...(change.leave ?? [])],
     });
