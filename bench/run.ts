@@ -2,12 +2,14 @@
 import { parseArgs } from "node:util";
 import { authTokensBench } from "./auth-tokens.js";
 import { e2eOneToOneBench } from "./e2e-1to1.js";
+import { groupFanoutBench } from "./group-fanout.js";
 import { meshClientBench } from "./mesh-client.js";
 
 const scenarios: Record<string, (options: { smoke: boolean }) => Promise<void>> = {
   "mesh-client": meshClientBench,
   "auth-tokens": authTokensBench,
   "e2e-1to1": e2eOneToOneBench,
+  "group-fanout": groupFanoutBench,
 };
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { smoke: { type: "boolean", default: false } } });

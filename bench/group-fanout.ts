@@ -1,0 +1,39 @@
+// Group fan-out: a group of M members with D devices online over two gateways (mesh mode on the real
+// infrastructure), one message from the owner, timed until every online device has it. The baseline in the same
+// run is a group of only the D online members: the difference is what the offline members cost (their offline_msg
+// records and inbox rows).
+import { runLargeGroup, type LargeGroupResult } from "../test/large-group.js";
+import { startMeshDeployment } from "../test/mesh-deployment.js";
+import { printTable, saveResult } from "./report.js";
+
+/** Runs the scenario; `smoke` makes it small (1,000 members, 100 online) for CI. */
+export async function groupFanoutBench(options: { smoke: boolean }): Promise<void> {
+  if (!process.env.IM_ETCD_ENDPOINTS) {
+    console.log("group-fanout: needs the real infrastructure (make infra-up, then source deploy/local/env.sh)");
+    return;
+  }
+  const members = options.smoke ? 1_000 : 10_000;
+  const online = options.smoke ? 100 : 1_000;
+  const rows: Record<string, string | number>[] = [];
+  for (const [label, size] of [["baseline: only the online members", online], ["ours", members]] as const) {
+    const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { IM_LEASE_TTL_SECONDS: "30" } });
+    let r: LargeGroupResult;
+    try {
+      r = await runLargeGroup(mesh, { members: size, online, timeoutMs: 60_000 });
+    } finally {
+      await mesh.stop();
+    }
+    rows.push({
+      run: label,
+      members: r.members,
+      "online devices": r.onlineDevices,
+      received: r.received,
+      "all received ms": r.allReceivedMs,
+      "deliveries/s": r.deliveriesPerSecond,
+      "group built ms": r.setupMs,
+    });
+  }
+  console.log(`\ngroup-fanout: one message to a group, two gateways, fan-out worker on Kafka${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
+  printTable(rows);
+  console.log(`saved ${saveResult("group-fanout", { smoke: options.smoke, rows })}`);
+}
