@@ -1,5 +1,5 @@
 // `npm run chat -- --user alice [--to bob] [--url http://127.0.0.1:8080]`: a terminal chat on the SDK. Type a line
-// to send it to the current peer; /to <user> switches peer, /who lists conversations, /quit leaves.
+// to send it to the current peer or group; /help lists the commands (/to, /group …, /join, /who, /quit).
 import { randomUUID } from "node:crypto";
 import { createInterface } from "node:readline/promises";
 import { parseArgs } from "node:util";
@@ -7,7 +7,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { UserService } from "../gen/im/user/v1/user_pb.js";
-import type { Message } from "../gen/im/msg/v1/msg_pb.js";
+import { SystemContent_Kind, type Message, type SystemContent } from "../gen/im/msg/v1/msg_pb.js";
 import { ImClient, SendError } from "./im-client.js";
 
 const { values } = parseArgs({
@@ -29,7 +29,9 @@ if (!values.user) {
 
 const color = process.stdout.isTTY ? (code: number, text: string) => `\x1b[${code}m${text}\x1b[0m` : (_: number, text: string) => text;
 const names = new Map<string, string>();
-let peer: { id: string; name: string } | undefined;
+/** Where typed lines go: a user (1:1) or a group's conversation. */
+let peer: { kind: "user"; id: string; name: string } | { kind: "group"; id: string; conversationId: string; name: string } | undefined;
+const groupNames = new Map<string, string>();
 const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
 
 /** Prints above the prompt without mangling what the user is typing. */
@@ -40,10 +42,39 @@ function print(line: string): void {
   } else process.stdout.write(`${line}\n`);
 }
 
+const nameOf = (userId: string) => (userId === client.userId ? "you" : (names.get(userId) ?? userId.slice(0, 8)));
+
+/** A system message as a line: "alice added bob, carol". */
+function describe(s: SystemContent): string {
+  const who = nameOf(s.actorUserId);
+  const targets = s.targetUserIds.map(nameOf).join(", ") + (s.detail.endsWith(" users") ? ` (${s.detail})` : "");
+  switch (s.kind) {
+    case SystemContent_Kind.GROUP_CREATED:
+      return `${who} created the group "${s.detail}"`;
+    case SystemContent_Kind.MEMBERS_ADDED:
+      return `${who} added ${targets}`;
+    case SystemContent_Kind.MEMBERS_REMOVED:
+      return `${who} removed ${targets}`;
+    case SystemContent_Kind.MEMBER_LEFT:
+      return `${who} left`;
+    case SystemContent_Kind.ROLE_CHANGED:
+      return `${who} made ${targets} ${s.detail}`;
+    case SystemContent_Kind.OWNERSHIP_TRANSFERRED:
+      return `${who} handed the group to ${targets}`;
+    case SystemContent_Kind.GROUP_UPDATED:
+      return `${who} renamed the group to "${s.detail}"`;
+    case SystemContent_Kind.GROUP_DISSOLVED:
+      return `${who} dissolved the group`;
+    default:
+      return `${who}: group event`;
+  }
+}
+
 function textOf(m: Message): string {
   if (m.recalled) return color(2, "(recalled)");
   const c = m.content?.kind;
   if (c?.case === "text") return c.value.text;
+  if (c?.case === "system") return color(2, describe(c.value));
   if (c?.case === "media") return `[${c.value.mimeType}] ${c.value.url}`;
   return `[${c?.case ?? "empty"}]`;
 }
@@ -54,7 +85,9 @@ const client = new ImClient(
     message: (m) => {
       const time = m.createdAt ? timestampDate(m.createdAt).toLocaleTimeString() : "";
       const who = m.senderId === client.userId ? "me (other device)" : (names.get(m.senderId) ?? m.senderId.slice(0, 8));
-      print(`${color(2, time)} ${color(36, who)}: ${textOf(m)}`);
+      const group = m.conversationId.startsWith("g:") ? color(35, `[${groupNames.get(m.conversationId.slice(2)) ?? "group"}] `) : "";
+      if (m.content?.kind.case === "system") print(`${color(2, time)} ${group}${textOf(m)}`);
+      else print(`${color(2, time)} ${group}${color(36, who)}: ${textOf(m)}`);
       void client.api.msg.markRead({ conversationId: m.conversationId, seq: m.seq }, { headers: client.api.headers() }).catch(() => {});
     },
     receipt: (r) => print(color(2, `  ✓ read by ${names.get(r.userId) ?? r.userId.slice(0, 8)} up to #${r.lastReadSeq}`)),
@@ -65,12 +98,86 @@ const client = new ImClient(
 
 const users = () => createClient(UserService, createGrpcTransport({ baseUrl: values.url! }));
 
-async function lookup(username: string): Promise<{ id: string; name: string }> {
+async function lookup(username: string): Promise<{ kind: "user"; id: string; name: string }> {
   const res = await users().searchUsers({ query: username, pageSize: 10 }, { headers: client.api.headers() });
   const u = res.users.find((x) => x.username.toLowerCase() === username.toLowerCase());
   if (!u) throw new Error(`no user "${username}"`);
   names.set(u.userId, u.displayName || u.username);
-  return { id: u.userId, name: u.displayName || u.username };
+  return { kind: "user", id: u.userId, name: u.displayName || u.username };
+}
+
+/** The caller's groups, remembered by name for display and /join. */
+async function myGroups(): Promise<{ groupId: string; conversationId: string; name: string; memberCount: number }[]> {
+  const res = await client.api.group.listMyGroups({ pageSize: 100 }, { headers: client.api.headers() });
+  for (const g of res.groups) groupNames.set(g.groupId, g.name);
+  return res.groups;
+}
+
+function enterGroup(g: { groupId: string; conversationId: string; name: string }): void {
+  peer = { kind: "group", id: g.groupId, conversationId: g.conversationId, name: g.name };
+  groupNames.set(g.groupId, g.name);
+  rl.setPrompt(`#${g.name}> `);
+  print(`in group ${g.name} (${g.conversationId})`);
+}
+
+const help = [
+  "  <text>                     send to the current peer or group",
+  "  /to <user>                 talk to a user",
+  "  /group create <name> [user …]   create a group (you own it) and enter it",
+  "  /group add <user …>        add users to the current group (owner and admins)",
+  "  /group remove <user …>     remove users from the current group",
+  "  /group leave               leave the current group",
+  "  /groups                    list your groups",
+  "  /join <group>              enter one of your groups, by name or id",
+  "  /who                       your conversations with unread counts",
+  "  /quit",
+].join("\n");
+
+/** Runs a /group or /join command; true when the line was one. */
+async function groupCommand(text: string): Promise<boolean> {
+  const as = { headers: client.api.headers() };
+  const [command, sub, ...rest] = text.split(/\s+/);
+  if (command === "/groups") {
+    const groups = await myGroups();
+    if (groups.length === 0) print("  no groups yet: /group create <name> [user …]");
+    for (const g of groups) print(`  ${g.name}  (${g.memberCount} members)  ${g.groupId}`);
+    return true;
+  }
+  if (command === "/join") {
+    const wanted = [sub, ...rest].join(" ").trim().toLowerCase();
+    const g = (await myGroups()).find((x) => x.groupId === wanted || x.name.toLowerCase() === wanted);
+    if (!g) print(`you are not in a group "${wanted}"; /groups lists yours`);
+    else enterGroup(g);
+    return true;
+  }
+  if (command !== "/group") return false;
+  if (sub === "create") {
+    const [name, ...usernames] = rest;
+    if (!name) return print("usage: /group create <name> [user …]"), true;
+    const members = await Promise.all(usernames.map(lookup));
+    const { group } = await client.api.group.createGroup({ requestId: randomUUID(), name, memberIds: members.map((m) => m.id) }, as);
+    enterGroup(group!);
+    return true;
+  }
+  if (peer?.kind !== "group") return print("enter a group first: /join <group> or /group create <name>"), true;
+  const groupId = peer.id;
+  if (sub === "add" || sub === "remove") {
+    const targets = await Promise.all(rest.map(lookup));
+    if (targets.length === 0) return print(`usage: /group ${sub} <user …>`), true;
+    const userIds = targets.map((t) => t.id);
+    const res = sub === "add" ? await client.api.group.addMembers({ groupId, userIds }, as) : await client.api.group.removeMembers({ groupId, userIds }, as);
+    print(color(2, `  ${res.memberCount} members now`));
+    return true;
+  }
+  if (sub === "leave") {
+    const res = await client.api.group.leaveGroup({ groupId }, as);
+    print(res.dissolved ? "you were the last member: the group is dissolved" : `you left ${peer.name}`);
+    peer = undefined;
+    rl.setPrompt("> ");
+    return true;
+  }
+  print(help);
+  return true;
 }
 
 try {
@@ -81,7 +188,9 @@ try {
 }
 await client.connect();
 if (values.to) peer = await lookup(values.to).catch((e: Error) => (print(e.message), undefined));
-print(`signed in as ${values.user}. ${peer ? `talking to ${peer.name}.` : "use /to <user> to pick someone."} /who lists conversations, /quit leaves.`);
+await myGroups().catch(() => []);
+for (const u of ["alice", "bob", "charlie", "carol"]) void lookup(u).catch(() => {});
+print(`signed in as ${values.user}. ${peer ? `talking to ${peer.name}.` : "use /to <user> or /join <group>."} /help lists the commands.`);
 rl.setPrompt(peer ? `${peer.name}> ` : "> ");
 rl.prompt();
 
@@ -104,14 +213,23 @@ rl.on("line", (line) => {
       }
       return;
     }
+    if (text === "/help") return print(help);
     if (text === "/who") {
       const list = await client.api.msg.listConversations({}, { headers: client.api.headers() });
-      for (const c of list.conversations) print(`  ${c.conversationId}  unread ${c.unreadCount}  ${c.lastMessage ? textOf(c.lastMessage).slice(0, 40) : ""}`);
+      for (const c of list.conversations) {
+        const title = c.groupId ? `#${groupNames.get(c.groupId) ?? c.groupId.slice(0, 8)}` : nameOf(c.peerUserId);
+        print(`  ${title}  unread ${c.unreadCount}${c.unreadMentions > 0n ? color(33, ` (@ ${c.unreadMentions})`) : ""}  ${c.lastMessage ? textOf(c.lastMessage).slice(0, 40) : ""}`);
+      }
       return;
     }
-    if (!peer) return print("pick someone first: /to <user>");
     try {
-      const res = await client.sendText({ peerUserId: peer.id }, text);
+      if (await groupCommand(text)) return;
+    } catch (e) {
+      return print(color(31, `  ${e instanceof ConnectError ? e.rawMessage : (e as Error).message}`));
+    }
+    if (!peer) return print("pick someone first: /to <user> or /join <group>");
+    try {
+      const res = await client.sendText(peer.kind === "user" ? { peerUserId: peer.id } : { conversationId: peer.conversationId }, text);
       print(color(2, `  sent #${res.seq}`));
     } catch (e) {
       print(color(31, `  not sent: ${e instanceof SendError ? e.message : String(e)}`));
