@@ -23,6 +23,7 @@ describe("migrations: loading", () => {
     expect(migrations.map((m) => [m.version, m.script, m.undoScript, m.contexts])).to.deep.equal([
       [1, "V001__initial_schema.sql", "U001__initial_schema.sql", []],
       [2, "V002__demo_data.sql", "U002__demo_data.sql", ["demo"]],
+      [3, "V003__group_membership_seq.sql", "U003__group_membership_seq.sql", []],
     ]);
     expect(migrations[0]!.description).to.equal("initial schema");
   });
@@ -97,8 +98,8 @@ describe("migrations: MariaDB @infra", function () {
 
   it("applies the schema, and the demo data only in the demo context", async () => {
     await withMigrator(migrationsDir, [], async (m) => {
-      expect(await m.up()).to.equal(1);
-      expect((await m.info()).map((r) => [r.version, r.state])).to.deep.equal([[1, "applied"], [2, "skipped"]]);
+      expect(await m.up()).to.equal(2);
+      expect((await m.info()).map((r) => [r.version, r.state])).to.deep.equal([[1, "applied"], [2, "skipped"], [3, "applied"]]);
     });
     expect(await count("users")).to.equal(0);
     expect((await tables()).size).to.equal(12);
@@ -117,8 +118,8 @@ describe("migrations: MariaDB @infra", function () {
     expect(before.get("offline_messages")).to.match(/PARTITION BY KEY \(`user_id`\)\s*PARTITIONS 16/);
     expect(before.get("messages")).to.match(/FULLTEXT KEY `ft_messages_search_text`/);
     await withMigrator(migrationsDir, ["demo"], async (m) => {
-      expect(await m.undo(0)).to.equal(2);
-      expect((await m.info()).map((r) => r.state)).to.deep.equal(["pending", "pending"]);
+      expect(await m.undo(0)).to.equal(3);
+      expect((await m.info()).map((r) => r.state)).to.deep.equal(["pending", "pending", "pending"]);
     });
     expect((await tables()).size).to.equal(0);
     await withMigrator(migrationsDir, ["demo"], (m) => m.up());
@@ -188,7 +189,7 @@ describe("migrations: MariaDB @infra", function () {
     const runners = await Promise.all([0, 1, 2].map(() => Migrator.open(url, migrationsDir, { lockTimeoutSeconds: 30 })));
     const applied = await Promise.all(runners.map((r) => r.up()));
     await Promise.all(runners.map((r) => r.close()));
-    expect(applied.reduce((a, b) => a + b, 0)).to.equal(1);
+    expect(applied.reduce((a, b) => a + b, 0)).to.equal(2);
   });
 
   it("baselines a database created without the runner and applies only what comes after", async () => {
@@ -197,9 +198,9 @@ describe("migrations: MariaDB @infra", function () {
     await existing.end();
     await withMigrator(migrationsDir, ["demo"], async (m) => {
       await m.baseline(1);
-      expect((await m.info()).map((r) => [r.version, r.state])).to.deep.equal([[1, "baseline"], [2, "pending"]]);
-      expect(await m.up()).to.equal(1);
-      expect(await m.undo(1)).to.equal(1);
+      expect((await m.info()).map((r) => [r.version, r.state])).to.deep.equal([[1, "baseline"], [2, "pending"], [3, "pending"]]);
+      expect(await m.up()).to.equal(2);
+      expect(await m.undo(1)).to.equal(2);
       const err = await m.undo(0).catch((e: unknown) => e);
       expect((err as Error).message).to.match(/cannot undo below the baseline at version 1/);
       expect(((await m.baseline(3).catch((e: unknown) => e)) as Error).message).to.match(/without migration history/);

@@ -1,7 +1,5 @@
-import { RouteTable } from "../../mesh/routes.js";
 import type { ServiceModule } from "../runtime.js";
-import { Delivery } from "../msg/delivery.js";
-import { MemoryMessageStore, SqlMessageStore } from "../msg/message-store.js";
+import { openDelivery } from "../msg/msg-module.js";
 import { startFanoutWorker } from "./fanout-worker.js";
 
 /**
@@ -11,10 +9,7 @@ import { startFanoutWorker } from "./fanout-worker.js";
 export const fanoutModule: ServiceModule = {
   name: "fanout",
   async build(rt) {
-    const store = rt.store.kind === "sql" ? new SqlMessageStore(rt.store.db) : new MemoryMessageStore(rt.store.tables);
-    const routes = await RouteTable.open(rt.registry);
-    rt.onStop(() => routes.close());
-    const delivery = new Delivery({ routes, clients: rt.clients, bus: rt.bus, logger: rt.logger });
+    const { store, delivery } = await openDelivery(rt);
     const worker = await startFanoutWorker({ store, delivery, bus: rt.bus, logger: rt.logger, metrics: rt.metrics, instanceId: rt.instanceId });
     rt.onStop(() => worker.stop());
     return [];

@@ -1,14 +1,22 @@
 import { MsgInternalService, MsgService } from "../../gen/im/msg/v1/msg_pb.js";
 import { RouteTable } from "../../mesh/routes.js";
 import { mount } from "../../mesh/server.js";
-import type { ServiceModule } from "../runtime.js";
+import type { Runtime, ServiceModule } from "../runtime.js";
 import { Delivery } from "./delivery.js";
-import { MemoryMessageStore, SqlMessageStore } from "./message-store.js";
+import { MemoryMessageStore, SqlMessageStore, type MessageStore } from "./message-store.js";
 import { createMsgServices, createOfflineWriter } from "./msg-service.js";
 import { Sequencer } from "./sequencer.js";
 
 /** Offline inbox entries are kept 7 days (DESIGN.md §4); the purge runs hourly. */
 const offlineRetentionMs = 7 * 24 * 3_600_000;
+
+/** The message store of the process's adapters and a Delivery on a watch-fed route table (closed at stop). */
+export async function openDelivery(rt: Runtime): Promise<{ store: MessageStore; delivery: Delivery }> {
+  const store = rt.store.kind === "sql" ? new SqlMessageStore(rt.store.db) : new MemoryMessageStore(rt.store.tables);
+  const routes = await RouteTable.open(rt.registry);
+  rt.onStop(() => routes.close());
+  return { store, delivery: new Delivery({ routes, clients: rt.clients, bus: rt.bus, logger: rt.logger }) };
+}
 
 /**
  * The msg service: conversations, messages, seqs, read state and the offline inbox. It also consumes
@@ -17,10 +25,7 @@ const offlineRetentionMs = 7 * 24 * 3_600_000;
 export const msgModule: ServiceModule = {
   name: "msg",
   async build(rt) {
-    const store = rt.store.kind === "sql" ? new SqlMessageStore(rt.store.db) : new MemoryMessageStore(rt.store.tables);
-    const routes = await RouteTable.open(rt.registry);
-    rt.onStop(() => routes.close());
-    const delivery = new Delivery({ routes, clients: rt.clients, bus: rt.bus, logger: rt.logger });
+    const { store, delivery } = await openDelivery(rt);
     const services = createMsgServices({ store, kv: rt.kv, sequencer: new Sequencer(rt.kv, store), delivery, clients: rt.clients, bus: rt.bus, editWindowMs: rt.config.msgEditWindowSeconds * 1000 });
     const writeOffline = createOfflineWriter(store);
     const subscription = await rt.bus.subscribe({
