@@ -8,7 +8,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService, Platform, type Session } from "../gen/im/auth/v1/auth_pb.js";
-import { ConnectRequestSchema, GatewayService, Kick_Reason, type Kick, type ServerFrame, type SendResult } from "../gen/im/gateway/v1/gateway_pb.js";
+import { ConnectRequestSchema, GatewayService, Kick_Reason, type Kick, type Presence, type ServerFrame, type SendResult, type TypingUpdate } from "../gen/im/gateway/v1/gateway_pb.js";
 import { GroupService } from "../gen/im/group/v1/group_pb.js";
 import { MessageSchema, MsgService, type Message, type MessageEvent, type ReadReceipt, type SendMessageResponse } from "../gen/im/msg/v1/msg_pb.js";
 
@@ -29,6 +29,10 @@ export interface ImClientEvents {
   message?(m: Message): void;
   receipt?(r: ReadReceipt): void;
   event?(e: MessageEvent): void;
+  /** A followed user came online or went offline (see followPresence). */
+  presence?(p: Presence): void;
+  /** Someone in a conversation started or stopped typing; treat "typing" as stale after a few seconds. */
+  typing?(t: TypingUpdate): void;
   /** Connection state changes, for a status line. */
   state?(state: "connecting" | "connected" | "disconnected", detail?: string): void;
 }
@@ -85,6 +89,7 @@ export class ImClient {
   readonly lastSeq = new Map<string, bigint>();
   private readonly buffered = new Map<string, Map<bigint, Message>>();
   private readonly syncing = new Set<string>();
+  private followed: string[] | undefined;
 
   constructor(
     private readonly options: ImClientOptions,
@@ -146,6 +151,13 @@ export class ImClient {
     return this.session;
   }
 
+  /** Rotates the session's tokens now (the refresh token is single-use); rejects when the session was revoked. */
+  async refreshNow(): Promise<void> {
+    if (!this.session) throw new Error("not signed in");
+    const res = await this.auth.refreshToken({ refreshToken: this.session.tokens!.refreshToken });
+    this.session = res.session ?? this.session;
+  }
+
   /** Gets a new access token when the current one has less than a minute left. */
   private async freshToken(): Promise<void> {
     const expires = this.session?.tokens?.accessExpiresAt;
@@ -155,8 +167,8 @@ export class ImClient {
   }
 
   /** The typed msg and group clients with this user's token, for the unary API (ListConversations, MarkRead, …). */
-  get api(): { msg: Client<typeof MsgService>; group: Client<typeof GroupService>; headers: () => { authorization: string } } {
-    return { msg: this.msg, group: this.group, headers: () => this.headers() };
+  get api(): { auth: Client<typeof AuthService>; msg: Client<typeof MsgService>; group: Client<typeof GroupService>; headers: () => { authorization: string } } {
+    return { auth: this.auth, msg: this.msg, group: this.group, headers: () => this.headers() };
   }
 
   /** Opens the stream and keeps it open until close(); resolves once the first stream is up. */
@@ -230,6 +242,8 @@ export class ImClient {
           connected();
           // Sends that never got a result go again with the same client_msg_id: the server dedups them.
           for (const o of this.unsent.values()) this.pushSend(o);
+          // A new stream follows what the previous one followed.
+          if (this.followed) this.stream?.push({ frame: { body: { case: "presence", value: { userIds: this.followed } } } });
           void this.resume().catch(() => {});
         }
         const kick = this.handle(frame);
@@ -264,6 +278,12 @@ export class ImClient {
         return undefined;
       case "messageEvent":
         this.on.event?.(frame.body.value);
+        return undefined;
+      case "presence":
+        this.on.presence?.(frame.body.value);
+        return undefined;
+      case "typing":
+        this.on.typing?.(frame.body.value);
         return undefined;
       case "kick":
         return frame.body.value;
@@ -380,6 +400,20 @@ export class ImClient {
       }
       pageToken = page.nextPageToken;
     } while (pageToken !== "");
+  }
+
+  /**
+   * Follows the presence of these users (and of every 1:1 peer, implicitly); the state of each comes at once,
+   * then every change. Replaces what was followed before, and is kept across reconnects.
+   */
+  followPresence(userIds: readonly string[]): void {
+    this.followed = [...userIds];
+    this.stream?.push({ frame: { body: { case: "presence", value: { userIds: this.followed } } } });
+  }
+
+  /** Tells the conversation's other members that this user is (or stopped) typing; the server rate-limits it. */
+  sendTyping(conversationId: string, typing = true): void {
+    this.stream?.push({ frame: { body: { case: "typing", value: { conversationId, typing } } } });
   }
 
   private pushSend(o: Outgoing): void {

@@ -1,4 +1,7 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { PushService, type KickSchema } from "../gen/im/gateway/v1/gateway_pb.js";
 import type { PrefixView, Registry } from "../platform/registry/registry.js";
+import type { MeshClients } from "./service-client.js";
 
 /** Where one device of a user is connected: the gateway instance holding its stream (DESIGN.md §3 Connect). */
 export interface Route {
@@ -93,4 +96,22 @@ export class RouteTable {
     this.unsubscribe();
     await this.view.close();
   }
+}
+
+/**
+ * Closes a device's stream wherever it is: reads its route and asks that gateway to kick it. False when the device
+ * has no stream; `exceptGateway` skips a route pointing at the caller itself.
+ */
+export async function kickDevice(
+  registry: Registry,
+  clients: MeshClients,
+  device: { appId: string; userId: string; deviceId: string },
+  kick: MessageInitShape<typeof KickSchema>,
+  exceptGateway?: string,
+): Promise<boolean> {
+  const key = routeKey(device.appId, device.userId, device.deviceId);
+  const route = decodeRoute(key, (await registry.get(key)) ?? "");
+  if (route === undefined || route.gatewayId === exceptGateway) return false;
+  const res = await clients.client(PushService, { instanceId: route.gatewayId }).kick({ device, kick }, { timeoutMs: 2000 });
+  return res.kicked;
 }

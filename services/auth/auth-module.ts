@@ -5,6 +5,8 @@ import { ConfigError } from "../../platform/config.js";
 import type { ServiceModule } from "../runtime.js";
 import { AccessTokenIssuer } from "./access-tokens.js";
 import { MemoryAccountStore, SqlAccountStore } from "./account-store.js";
+import { Kick_Reason } from "../../gen/im/gateway/v1/gateway_pb.js";
+import { kickDevice } from "../../mesh/routes.js";
 import { createAuthServices } from "./auth-service.js";
 import { MemoryRefreshTokenStore, SqlRefreshTokenStore } from "./refresh-token-store.js";
 
@@ -44,6 +46,8 @@ export const authModule: ServiceModule = {
       verifier: rt.userTokens,
       revocations: rt.revocations,
       kv: rt.kv,
+      kickDevice: async (device) =>
+        void (await kickDevice(rt.registry, rt.clients, device, { reason: Kick_Reason.REVOKED, message: "this device was signed out", reconnect: false })),
     });
     return [mount(AuthService, auth.auth), mount(AuthInternalService, auth.internal), mount(AuthAdminService, auth.admin)];
   },

@@ -34,6 +34,8 @@ export interface AuthDeps {
   readonly verifier: AccessTokenVerifier;
   readonly revocations: Revocations;
   readonly kv: Kv;
+  /** Closes a signed-out device's stream on its gateway (absent in tests without gateways). */
+  readonly kickDevice?: (device: { appId: string; userId: string; deviceId: string }) => Promise<void>;
 }
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -96,7 +98,10 @@ export function createAuthServices(deps: AuthDeps): {
   /** Signs a device out everywhere it matters: its refresh tokens and every access token issued to it so far. */
   const signOutDevice = async (appId: string, userId: string, deviceId: string) => {
     await deps.revocations.revokeDevice(appId, userId, deviceId);
-    return deps.refreshTokens.revokeDevice(appId, userId, deviceId, new Date());
+    const revoked = await deps.refreshTokens.revokeDevice(appId, userId, deviceId, new Date());
+    // Its tokens no longer work; its open stream is closed too (best effort: a stream's token is checked at open).
+    await deps.kickDevice?.({ appId, userId, deviceId }).catch(() => {});
+    return revoked;
   };
 
   const auth: ServiceImpl<typeof AuthService> = {

@@ -6,7 +6,11 @@ import { UserService } from "../../gen/im/user/v1/user_pb.js";
 import { createForwarder } from "../../mesh/forwarding.js";
 import { mount } from "../../mesh/server.js";
 import type { ServiceModule } from "../runtime.js";
+import { RouteTable } from "../../mesh/routes.js";
+import { Delivery } from "../msg/delivery.js";
 import { createGatewayServices } from "./gateway-service.js";
+import { PresenceTracker } from "./presence.js";
+import { TypingRelay } from "./typing.js";
 
 /**
  * The gateway, the only public edge: client streams, PushService for deliveries, and the public unary API of
@@ -15,6 +19,11 @@ import { createGatewayServices } from "./gateway-service.js";
 export const gatewayModule: ServiceModule = {
   name: "gateway",
   async build(rt) {
+    const routes = await RouteTable.open(rt.registry);
+    rt.onStop(() => routes.close());
+    const presence = new PresenceTracker(routes, rt.kv);
+    rt.onStop(async () => presence.close());
+    const typing = new TypingRelay({ clients: rt.clients, delivery: new Delivery({ routes, clients: rt.clients, bus: rt.bus, logger: rt.logger }) });
     const { gateway, push, drain } = createGatewayServices({
       gatewayId: rt.instanceId,
       clients: rt.clients,
@@ -23,6 +32,8 @@ export const gatewayModule: ServiceModule = {
       logger: rt.logger,
       metrics: rt.metrics,
       heartbeatMs: rt.config.heartbeatSeconds * 1000,
+      presence,
+      typing,
     });
     rt.onDrain(drain);
     return [

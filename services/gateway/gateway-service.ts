@@ -15,10 +15,12 @@ import {
 import { MsgInternalService, MsgService } from "../../gen/im/msg/v1/msg_pb.js";
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import { validationError } from "../../mesh/interceptors/validation-interceptor.js";
-import { decodeRoute, encodeRoute, routeKey } from "../../mesh/routes.js";
+import { encodeRoute, kickDevice, routeKey } from "../../mesh/routes.js";
 import type { MeshClients } from "../../mesh/service-client.js";
 import type { Registration, Registry } from "../../platform/registry/registry.js";
 import { Connection, connectionKey } from "./connection.js";
+import { maxFollowed, type PresenceTracker } from "./presence.js";
+import type { TypingRelay } from "./typing.js";
 
 /** What the gateway handlers work with. */
 export interface GatewayDeps {
@@ -32,6 +34,10 @@ export interface GatewayDeps {
   readonly metrics?: Metrics;
   /** Heartbeat period announced to clients; a stream silent for three of them is closed (default 30 s). */
   readonly heartbeatMs?: number;
+  /** Presence frames for the users a stream follows. */
+  readonly presence?: PresenceTracker;
+  /** Typing frames to the other members of a conversation. */
+  readonly typing?: TypingRelay;
 }
 
 /** The live connections of this gateway, one per device. */
@@ -138,9 +144,25 @@ export function createGatewayServices(deps: GatewayDeps): {
         conn.acked(frame.body.value.conversationId, frame.body.value.seq);
         await ackOffline(conn, pending, [frame.body.value]).catch((err: unknown) => deps.logger.warn({ err: String(err) }, "removing acknowledged offline entries failed"));
         return;
+      case "typing":
+        if (deps.typing) await deps.typing.relay(conn, frame.body.value).catch((err: unknown) => deps.logger.debug({ err: String(err) }, "a typing frame was not relayed"));
+        return;
+      case "presence": {
+        if (!deps.presence) break;
+        try {
+          // 1:1 peers are followed without being listed (the most recent conversations, up to the limit).
+          const list = await msg.listConversations({ pageSize: 100 }, asClient(conn));
+          const peers = list.conversations.map((c) => c.peerUserId).filter((u) => u !== "");
+          await deps.presence.follow(conn, [...frame.body.value.userIds, ...peers].slice(0, maxFollowed));
+        } catch (err) {
+          reply({ case: "error", value: frameError(err) });
+        }
+        return;
+      }
       default:
-        reply({ case: "error", value: { code: Code.Unimplemented, message: `${frame.body.case ?? "empty"} frames are not supported yet` } });
+        break;
     }
+    reply({ case: "error", value: { code: Code.Unimplemented, message: `${frame.body.case ?? "empty"} frames are not supported here` } });
   };
 
   /** Opens a device's stream: registers it and its route, then the welcome and the offline inbox. */
@@ -151,16 +173,11 @@ export function createGatewayServices(deps: GatewayDeps): {
     const key = routeKey(me.appId, me.userId, me.deviceId);
     const registration = await deps.registration();
     const route = encodeRoute({ ...me, gatewayId: deps.gatewayId, since: Date.now() });
-    const previous = decodeRoute(key, (await deps.registry.get(key)) ?? "");
+    // The device's earlier stream, if on another gateway, is kicked there (best effort; its route is ours now).
+    const kick = { reason: Kick_Reason.REPLACED, message: "this device connected again elsewhere", reconnect: false };
+    const replacing = kickDevice(deps.registry, deps.clients, { appId: me.appId, userId: me.userId, deviceId: me.deviceId }, kick, deps.gatewayId);
     await registration.put(key, route);
-    if (previous && previous.gatewayId !== deps.gatewayId) {
-      // The device's earlier stream is on another gateway: that one kicks it (best effort; its route is ours now).
-      const kick = { reason: Kick_Reason.REPLACED, message: "this device connected again elsewhere", reconnect: false };
-      await deps.clients
-        .client(PushService, { instanceId: previous.gatewayId })
-        .kick({ device: { appId: me.appId, userId: me.userId, deviceId: me.deviceId }, kick }, { timeoutMs: 2000 })
-        .catch((err: unknown) => deps.logger.info({ err: String(err) }, "the previous gateway of a reconnected device could not be told"));
-    }
+    await replacing.catch((err: unknown) => deps.logger.info({ err: String(err) }, "the previous gateway of a reconnected device could not be told"));
     conn.send({ body: { case: "welcome", value: { gatewayId: deps.gatewayId, heartbeatIntervalMs: heartbeatMs, serverTime: timestampFromDate(new Date()) } } });
     const pending = new Map<string, bigint>();
     try {
@@ -185,7 +202,11 @@ export function createGatewayServices(deps: GatewayDeps): {
         clearInterval(silence);
         conn.close();
         const current = hub.remove(conn);
-        if (current) await registration.delete(key, route).catch((err: unknown) => deps.logger.warn({ err: String(err) }, "removing a route failed; it goes with the lease"));
+        deps.presence?.unfollow(conn);
+        if (current) {
+          await deps.presence?.closed(me.appId, me.userId).catch(() => {});
+          await registration.delete(key, route).catch((err: unknown) => deps.logger.warn({ err: String(err) }, "removing a route failed; it goes with the lease"));
+        }
         // What the device never acknowledged goes to its new stream, or back to the inbox for the next one.
         const unacked = conn.takeUnacked();
         if (unacked.length === 0) return;
