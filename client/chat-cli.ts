@@ -7,6 +7,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { UserService } from "../gen/im/user/v1/user_pb.js";
+import { PresenceStatus } from "../gen/im/gateway/v1/gateway_pb.js";
 import { SystemContent_Kind, type Message, type SystemContent } from "../gen/im/msg/v1/msg_pb.js";
 import { ImClient, SendError } from "./im-client.js";
 
@@ -32,6 +33,7 @@ const names = new Map<string, string>();
 /** Where typed lines go: a user (1:1) or a group's conversation. */
 let peer: { kind: "user"; id: string; name: string } | { kind: "group"; id: string; conversationId: string; name: string } | undefined;
 const groupNames = new Map<string, string>();
+const typingShown = new Map<string, NodeJS.Timeout>();
 const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
 
 /** Prints above the prompt without mangling what the user is typing. */
@@ -90,7 +92,19 @@ const client = new ImClient(
       else print(`${color(2, time)} ${group}${color(36, who)}: ${textOf(m)}`);
       void client.api.msg.markRead({ conversationId: m.conversationId, seq: m.seq }, { headers: client.api.headers() }).catch(() => {});
     },
-    receipt: (r) => print(color(2, `  ✓ read by ${names.get(r.userId) ?? r.userId.slice(0, 8)} up to #${r.lastReadSeq}`)),
+    receipt: (r) => r.userId !== client.userId && print(color(2, `  ✓ read by ${names.get(r.userId) ?? r.userId.slice(0, 8)} up to #${r.lastReadSeq}`)),
+    presence: (p) => {
+      const seen = p.lastSeen ? ` (last seen ${timestampDate(p.lastSeen).toLocaleTimeString()})` : "";
+      print(color(p.status === PresenceStatus.ONLINE ? 32 : 2, `  ● ${nameOf(p.userId)} is ${p.status === PresenceStatus.ONLINE ? "online" : `offline${seen}`}`));
+    },
+    typing: (t) => {
+      // "… is typing" shows once per burst; the sender renews it every few seconds while typing.
+      const key = `${t.conversationId} ${t.userId}`;
+      if (t.typing && !typingShown.has(key)) print(color(2, `  ${nameOf(t.userId)} is typing…`));
+      clearTimeout(typingShown.get(key));
+      if (t.typing) typingShown.set(key, setTimeout(() => typingShown.delete(key), 6000));
+      else typingShown.delete(key);
+    },
     event: (e) => print(color(2, `  ${e.message?.senderId === client.userId ? "you" : "they"} ${e.kind === 1 ? "edited" : "recalled"} #${e.message?.seq}`)),
     state: (s, detail) => print(color(s === "connected" ? 32 : 33, `[${s}${detail ? `: ${detail}` : ""}]`)),
   },
@@ -189,6 +203,15 @@ try {
 await client.connect();
 if (values.to) peer = await lookup(values.to).catch((e: Error) => (print(e.message), undefined));
 await myGroups().catch(() => []);
+client.followPresence(peer?.kind === "user" ? [peer.id] : []);
+// Keystrokes tell the current conversation "typing" (at most every 2 s; the server limits it too).
+let lastTyping = 0;
+process.stdin.on("keypress", () => {
+  if (!peer || Date.now() - lastTyping < 2000) return;
+  lastTyping = Date.now();
+  const [first, second] = peer.kind === "user" ? [client.userId, peer.id].sort() : [];
+  client.sendTyping(peer.kind === "group" ? peer.conversationId : `s:${first}:${second}`);
+});
 for (const u of ["alice", "bob", "charlie", "carol"]) void lookup(u).catch(() => {});
 print(`signed in as ${values.user}. ${peer ? `talking to ${peer.name}.` : "use /to <user> or /join <group>."} /help lists the commands.`);
 rl.setPrompt(peer ? `${peer.name}> ` : "> ");
@@ -206,6 +229,7 @@ rl.on("line", (line) => {
     if (text.startsWith("/to ")) {
       try {
         peer = await lookup(text.slice(4).trim());
+        client.followPresence([peer.id]);
         rl.setPrompt(`${peer.name}> `);
         print(`talking to ${peer.name}`);
       } catch (e) {
