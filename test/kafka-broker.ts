@@ -53,7 +53,7 @@ export class TestKafkaBroker {
   }
 
   async start(): Promise<void> {
-    this.process = new TestProcess("java", [...this.jvm(), "kafka.Kafka", join(this.dir, "server.properties")], this.port);
+    this.process = new TestProcess("java", [...this.jvm(), "kafka.Kafka", join(this.dir, "server.properties")], this.port, 60_000);
     await this.process.start();
   }
 

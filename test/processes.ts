@@ -42,6 +42,8 @@ export class TestProcess {
     private readonly command: string,
     private readonly args: readonly string[],
     readonly port: number,
+    /** How long it may take to listen (a JVM on a busy 2-core machine needs more than a Node process). */
+    private readonly startTimeoutMs = 15_000,
   ) {}
 
   async start(): Promise<void> {
@@ -52,7 +54,7 @@ export class TestProcess {
     const exited = new Promise<never>((_, reject) =>
       child.once("exit", (code) => reject(new Error(`${this.command} exited with ${code}:\n${this.output}`))),
     );
-    await Promise.race([waitForPort(this.port), exited]);
+    await Promise.race([waitForPort(this.port, this.startTimeoutMs), exited]);
     child.removeAllListeners("exit");
   }
 
