@@ -328,7 +328,7 @@ export class ImClient {
       let held = this.buffered.get(conv);
       if (!held) this.buffered.set(conv, (held = new Map()));
       held.set(m.seq, m);
-      void this.sync(conv);
+      void this.sync(conv).catch(() => {});
       return;
     }
     this.deliver(m);
@@ -371,11 +371,20 @@ export class ImClient {
     if (this.syncing.has(conversationId)) return;
     this.syncing.add(conversationId);
     try {
-      for (;;) {
-        const res = await this.msg.syncMessages({ conversationId, afterSeq: this.lastSeq.get(conversationId) ?? 0n, limit: 100 }, { headers: this.headers() });
-        for (const m of res.messages) this.deliver(m);
-        this.flushBuffered(conversationId);
-        if (!res.hasMore) return;
+      // A busy or restarting server does not leave a gap open for good: the sync is retried with backoff while the
+      // client runs (messages held behind the gap are handed out once it is filled).
+      for (let attempt = 0; ; attempt++) {
+        try {
+          for (;;) {
+            const res = await this.msg.syncMessages({ conversationId, afterSeq: this.lastSeq.get(conversationId) ?? 0n, limit: 100 }, { headers: this.headers() });
+            for (const m of res.messages) this.deliver(m);
+            this.flushBuffered(conversationId);
+            if (!res.hasMore) return;
+          }
+        } catch (err) {
+          if (!this.running || attempt >= 10) throw err;
+          await new Promise((r) => setTimeout(r, Math.min(30_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+        }
       }
     } finally {
       this.syncing.delete(conversationId);
