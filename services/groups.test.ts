@@ -9,24 +9,16 @@ import { SystemContent_Kind, type Message } from "../gen/im/msg/v1/msg_pb.js";
 import { ImClient, SendError } from "../client/im-client.js";
 import { demo } from "../platform/store/demo-data.js";
 import { eventually } from "../test/eventually.js";
-import { startMeshDeployment, type MeshDeployment } from "../test/mesh-deployment.js";
+import { startAllInOneDeployment, startMeshDeployment, startMeshTestDeployment, type MeshDeployment, type TestDeployment } from "../test/mesh-deployment.js";
 import { rpcError } from "../test/rpc-errors.js";
-import { allModules } from "./modules.js";
-import { startProcess } from "./runtime.js";
 
 const [alice, bob, charlie, carol] = demo.users;
-
-interface Deployment {
-  readonly urls: string[];
-  readonly mesh?: MeshDeployment;
-  stop(): Promise<void>;
-}
 
 const textOf = (m: Message) => (m.content?.kind.case === "text" ? m.content.kind.value.text : undefined);
 const systemOf = (m: Message) => (m.content?.kind.case === "system" ? m.content.kind.value : undefined);
 
-function groupSuite(deploy: () => Promise<Deployment>): void {
-  let deployment: Deployment;
+function groupSuite(deploy: () => Promise<TestDeployment>): void {
+  let deployment: TestDeployment;
   const clients: ImClient[] = [];
 
   /** Signs a demo user in on a gateway (alice on the first, bob on the last, the others alternating). */
@@ -199,18 +191,12 @@ function groupSuite(deploy: () => Promise<Deployment>): void {
 
 describe("groups, all-in-one", function () {
   this.timeout(30_000);
-  groupSuite(async () => {
-    const running = await startProcess({ mode: "all-in-one", name: "all-in-one", modules: allModules, port: 0, env: { IM_LOG_LEVEL: "silent" } });
-    return { urls: [running.process.server.url], stop: () => running.stop() };
-  });
+  groupSuite(() => startAllInOneDeployment());
 });
 
 describe("groups, mesh mode on two gateways with a fan-out worker on Kafka @infra", function () {
   this.timeout(90_000);
-  groupSuite(async () => {
-    const mesh = await startMeshDeployment({ gateways: 2 });
-    return { urls: mesh.urls, mesh, stop: () => mesh.stop() };
-  });
+  groupSuite(() => startMeshTestDeployment());
 });
 
 describe("group fan-out worker killed with SIGKILL mid-stream @infra", function () {

@@ -9,17 +9,9 @@ import type { Message, ReadReceipt } from "../gen/im/msg/v1/msg_pb.js";
 import { ImClient } from "../client/im-client.js";
 import { demo } from "../platform/store/demo-data.js";
 import { eventually } from "../test/eventually.js";
-import { startMeshDeployment, type MeshDeployment } from "../test/mesh-deployment.js";
-import { allModules } from "./modules.js";
-import { startProcess } from "./runtime.js";
+import { startAllInOneDeployment, startMeshDeployment, startMeshTestDeployment, type TestDeployment } from "../test/mesh-deployment.js";
 
 const [alice, bob, , carol] = demo.users;
-
-interface Deployment {
-  readonly urls: string[];
-  readonly mesh?: MeshDeployment;
-  stop(): Promise<void>;
-}
 
 interface Device {
   readonly c: ImClient;
@@ -30,8 +22,8 @@ interface Device {
   readonly states: string[];
 }
 
-function presenceSuite(deploy: () => Promise<Deployment>): void {
-  let deployment: Deployment;
+function presenceSuite(deploy: () => Promise<TestDeployment>): void {
+  let deployment: TestDeployment;
   const clients: ImClient[] = [];
 
   const device = async (username: string, gateway: number): Promise<Device> => {
@@ -139,18 +131,12 @@ function presenceSuite(deploy: () => Promise<Deployment>): void {
 
 describe("presence, typing and devices, all-in-one", function () {
   this.timeout(40_000);
-  presenceSuite(async () => {
-    const running = await startProcess({ mode: "all-in-one", name: "all-in-one", modules: allModules, port: 0, env: { IM_LOG_LEVEL: "silent" } });
-    return { urls: [running.process.server.url], stop: () => running.stop() };
-  });
+  presenceSuite(() => startAllInOneDeployment());
 });
 
 describe("presence, typing and devices, mesh mode on two gateways @infra", function () {
   this.timeout(60_000);
-  presenceSuite(async () => {
-    const mesh = await startMeshDeployment({ gateways: 2 });
-    return { urls: mesh.urls, mesh, stop: () => mesh.stop() };
-  });
+  presenceSuite(() => startMeshTestDeployment());
 
   it("takes the users of a SIGKILLed gateway offline once its lease expires", async () => {
     const mesh = await startMeshDeployment({ gateways: 2 });

@@ -4,6 +4,8 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { exportJWK, generateKeyPair } from "jose";
+import { allModules } from "../services/modules.js";
+import { startProcess } from "../services/runtime.js";
 import { infraEnv } from "./infra.js";
 import { scratchDatabase } from "./mysql-db.js";
 import { startNodeProcess, type NodeProcess } from "./processes.js";
@@ -77,4 +79,23 @@ export async function startMeshDeployment(options: { gateways?: number; redisDb?
     await stop();
     throw err;
   }
+}
+
+/** Where a suite's clients connect, in either mode; `mesh` is set in mesh mode. */
+export interface TestDeployment {
+  readonly urls: string[];
+  readonly mesh?: MeshDeployment;
+  stop(): Promise<void>;
+}
+
+/** Every module in one process on port 0 with the in-memory adapters and the demo data (what `npm start` runs). */
+export async function startAllInOneDeployment(env: NodeJS.ProcessEnv = {}): Promise<TestDeployment> {
+  const running = await startProcess({ mode: "all-in-one", name: "all-in-one", modules: allModules, port: 0, env: { IM_LOG_LEVEL: "silent", ...env } });
+  return { urls: [running.process.server.url], stop: () => running.stop() };
+}
+
+/** A mesh deployment with `gateways` gateways, as a TestDeployment. */
+export async function startMeshTestDeployment(gateways = 2): Promise<TestDeployment> {
+  const mesh = await startMeshDeployment({ gateways });
+  return { urls: mesh.urls, mesh, stop: () => mesh.stop() };
 }
