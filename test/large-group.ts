@@ -27,6 +27,27 @@ export interface LargeGroupResult {
   readonly received: number;
 }
 
+/** Waits until the offline inbox stops growing for two seconds (or the time is up). */
+async function settleOfflineInbox(url: string, timeoutMs: number): Promise<void> {
+  const conn = await mysql.createConnection({ uri: url });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    let last = -1;
+    let stableSince = Date.now();
+    while (Date.now() < deadline) {
+      const [rows] = await conn.query("SELECT COUNT(*) AS n FROM offline_messages");
+      const n = Number((rows as { n: number }[])[0]!.n);
+      if (n !== last) {
+        last = n;
+        stableSince = Date.now();
+      } else if (Date.now() - stableSince >= 2000) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await conn.end();
+  }
+}
+
 /** Runs the scenario on a running deployment; the owner is alice. */
 export async function runLargeGroup(mesh: MeshDeployment, options: { members: number; online: number; timeoutMs?: number; progress?: (step: string) => void }): Promise<LargeGroupResult> {
   const progress = options.progress ?? (() => {});
@@ -55,6 +76,9 @@ export async function runLargeGroup(mesh: MeshDeployment, options: { members: nu
     for (let i = 999; i < userIds.length; i += 1000) {
       await owner.api.group.addMembers({ groupId: group!.groupId, userIds: userIds.slice(i, i + 1000) }, as);
     }
+    // The group's system messages reach the offline members' inboxes through offline_msg; wait until those writes
+    // are done, so the devices connect to a settled system and the timing is of the fan-out alone.
+    await settleOfflineInbox(mesh.env.IM_MYSQL_URL!, 180_000);
     const setupMs = Date.now() - setupStart;
     progress(`group of ${options.members} built in ${setupMs} ms`);
 

@@ -16,6 +16,11 @@ export interface FanoutDeps {
   readonly metrics: Registry;
   /** Names this worker's private `membership_change` subscription, so every worker sees every change. */
   readonly instanceId: string;
+  /**
+   * Groups up to this many members also get offline inbox entries for members with no device online (default
+   * 500); members of larger groups catch up by ListConversations and Sync when they reconnect (read diffusion).
+   */
+  readonly offlineInboxMaxMembers?: number;
 }
 
 /** Whether a member receives the message with this seq: from the seq that added them to the one that removed them. */
@@ -25,11 +30,12 @@ export function receives(member: MemberSpan, seq: number): boolean {
 
 /**
  * The fan-out of group messages (DESIGN.md §3 "Send to group"): a batch of `group_msg` records becomes one
- * delivery per message to the members it was sent to, pushed as one batch per gateway, with offline members
- * handed to `offline_msg`. The handler resolves, and the bus commits the offsets, only when all of it succeeded;
+ * delivery per message to the members it was sent to, pushed as one batch per gateway, with offline members of
+ * groups up to 500 members handed to `offline_msg`. The handler resolves, and the bus commits the offsets, only when all of it succeeded;
  * a worker killed mid-batch leaves the batch to be consumed again (clients drop what they already have).
  */
 export function createFanoutHandler(deps: FanoutDeps, cache: MemberCache): BatchHandler {
+  const offlineInboxMaxMembers = deps.offlineInboxMaxMembers ?? 500;
   const messages = new Counter({ name: "fanout_messages_total", help: "Group messages fanned out", registers: [deps.metrics] });
   const recipients = new Counter({ name: "fanout_recipients_total", help: "Members a group message was fanned out to", labelNames: ["path"], registers: [deps.metrics] });
   const seconds = new Histogram({ name: "fanout_batch_seconds", help: "Time to fan out one batch of group_msg records", registers: [deps.metrics], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
@@ -55,7 +61,10 @@ export function createFanoutHandler(deps: FanoutDeps, cache: MemberCache): Batch
       for (const { message } of list.sort((a, b) => Number(a.message!.seq - b.message!.seq))) {
         const seq = Number(message!.seq);
         const userIds = spans.members.filter((m) => receives(m, seq)).map((m) => m.userId);
-        outs.push({ appId, userIds, frame: messageFrame(message!), exceptDevice: { userId: message!.senderId, deviceId: message!.senderDeviceId }, offlineMessage: message! });
+        // A copy per offline member would make a 10,000-member group's message 9,000 inbox records and hold the
+        // group's next messages behind them (measured); large groups leave offline members to sync instead.
+        const inbox = userIds.length <= offlineInboxMaxMembers;
+        outs.push({ appId, userIds, frame: messageFrame(message!), exceptDevice: { userId: message!.senderId, deviceId: message!.senderDeviceId }, offlineMessage: inbox ? message! : undefined });
       }
     }
     const result = await deps.delivery.deliverNow(outs);
