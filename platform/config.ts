@@ -35,6 +35,10 @@ export interface Config {
   readonly heartbeatSeconds: number;
   /** How long senders may edit or recall a message (IM_MSG_EDIT_WINDOW_SECONDS, default 900). */
   readonly msgEditWindowSeconds: number;
+  /** Groups with more members than this get no typing frames (IM_TYPING_MAX_MEMBERS, default 100). */
+  readonly typingMaxMembers: number;
+  /** Groups with more members than this get no offline inbox copies; their members sync (IM_OFFLINE_INBOX_MAX_MEMBERS, default 500). */
+  readonly offlineInboxMaxMembers: number;
   /** The address other processes reach this one at (IM_ADVERTISE_HOST, e.g. the pod IP); default: the listening host. */
   readonly advertiseHost?: string;
 }
@@ -202,6 +206,8 @@ export function loadConfig(mode: RunMode, services: readonly ServiceName[], env:
     leaseTtlSeconds: ttl,
     heartbeatSeconds: wholeNumber(env, "IM_HEARTBEAT_SECONDS", 30, 1, 600),
     msgEditWindowSeconds: wholeNumber(env, "IM_MSG_EDIT_WINDOW_SECONDS", 900, 0, 30 * 86_400),
+    typingMaxMembers: wholeNumber(env, "IM_TYPING_MAX_MEMBERS", 100, 0, 10_000),
+    offlineInboxMaxMembers: wholeNumber(env, "IM_OFFLINE_INBOX_MAX_MEMBERS", 500, 0, 10_000),
     advertiseHost: text(env, "IM_ADVERTISE_HOST"),
   };
 }

@@ -10,7 +10,7 @@ export const fanoutModule: ServiceModule = {
   name: "fanout",
   async build(rt) {
     const { store, delivery } = await openDelivery(rt);
-    const worker = await startFanoutWorker({ store, delivery, bus: rt.bus, logger: rt.logger, metrics: rt.metrics, instanceId: rt.instanceId });
+    const worker = await startFanoutWorker({ store, delivery, bus: rt.bus, logger: rt.logger, metrics: rt.metrics, instanceId: rt.instanceId, offlineInboxMaxMembers: rt.config.offlineInboxMaxMembers });
     rt.onStop(() => worker.stop());
     return [];
   },

@@ -23,7 +23,11 @@ export const gatewayModule: ServiceModule = {
     rt.onStop(() => routes.close());
     const presence = new PresenceTracker(routes, rt.kv);
     rt.onStop(async () => presence.close());
-    const typing = new TypingRelay({ clients: rt.clients, delivery: new Delivery({ routes, clients: rt.clients, bus: rt.bus, logger: rt.logger }) });
+    const typing = new TypingRelay({
+      clients: rt.clients,
+      delivery: new Delivery({ routes, clients: rt.clients, bus: rt.bus, logger: rt.logger }),
+      maxGroupMembers: rt.config.typingMaxMembers,
+    });
     const { gateway, push, drain } = createGatewayServices({
       gatewayId: rt.instanceId,
       clients: rt.clients,
