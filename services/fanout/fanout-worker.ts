@@ -45,7 +45,9 @@ export function createFanoutHandler(deps: FanoutDeps, cache: MemberCache): Batch
     for (const r of records) {
       const record = fromBinary(GroupMessageRecordSchema, r.value);
       const conversationId = record.message?.conversationId ?? "";
-      byConversation.set(conversationId, [...(byConversation.get(conversationId) ?? []), record]);
+      const list = byConversation.get(conversationId);
+      if (list) list.push(record);
+      else byConversation.set(conversationId, [record]);
     }
     const outs: Outgoing[] = [];
     for (const [conversationId, list] of byConversation) {

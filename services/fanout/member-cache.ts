@@ -29,8 +29,4 @@ export class MemberCache {
   drop(conversationId: string): void {
     this.entries.delete(conversationId);
   }
-
-  get size(): number {
-    return this.entries.size;
-  }
 }

@@ -2,6 +2,7 @@ import type { TypingUpdate } from "../../gen/im/gateway/v1/gateway_pb.js";
 import { GroupInternalService } from "../../gen/im/group/v1/group_pb.js";
 import type { MeshClients } from "../../mesh/service-client.js";
 import type { Delivery } from "../msg/delivery.js";
+import { directMembers } from "../msg/msg-service.js";
 import type { Connection } from "./connection.js";
 
 /** What the relay works with. */
@@ -34,8 +35,8 @@ export class TypingRelay {
 
   /** The members who should see the sender typing, or undefined when the sender may not signal there. */
   private async recipients(appId: string, userId: string, conversationId: string): Promise<string[] | undefined> {
-    const direct = /^s:([0-9a-f-]{36}):([0-9a-f-]{36})$/.exec(conversationId);
-    if (direct) return direct[1] === userId ? [direct[2]!] : direct[2] === userId ? [direct[1]!] : undefined;
+    const direct = directMembers(conversationId);
+    if (direct) return direct[0] === userId ? [direct[1]] : direct[1] === userId ? [direct[0]] : undefined;
     if (!conversationId.startsWith("g:")) return undefined;
     const groupId = conversationId.slice(2);
     const key = `${appId}/${groupId}`;

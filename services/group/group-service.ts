@@ -181,9 +181,9 @@ export function createGroupServices(deps: GroupDeps): { group: ServiceImpl<typeo
         await requireUsers(ctx, req.userIds);
         const result = await store.addMembers(me.appId, req.groupId, req.userIds);
         if (result === undefined) throw new ConnectError(`group ${req.groupId} was dissolved`, Code.FailedPrecondition);
-        // Everyone asked for who is now a member joins the conversation; those already in it are skipped by msg, so a
-        // retry after a failure here completes the change.
-        const joining = (await Promise.all(req.userIds.map(async (u) => ((await store.member(me.appId, req.groupId, u)) ? u : undefined)))).filter((u): u is string => u !== undefined);
+        // Under the group's lock every user asked for is now a member, and all of them join the conversation; msg
+        // skips those already in it, so a retry after a failure here completes the change.
+        const joining = req.userIds;
         const posted = await announce(me.appId, req.groupId, SystemContent_Kind.MEMBERS_ADDED, me.userId, { targets: joining, join: joining });
         return { addedUserIds: [...new Set([...result.added, ...posted.joinedUserIds])], memberCount: result.memberCount };
       });

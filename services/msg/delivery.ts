@@ -64,7 +64,7 @@ export class Delivery {
       offlineUsers += items.length;
       if (items.length > 0) offline.push(this.toOffline(out.appId, items));
     }
-    const pushedDevices = [...batches.values()].reduce((n, b) => n + b.deliveries.length, 0);
+    const pushedDevices = [...batches.values()].reduce((n, b) => n + b.deliveries.reduce((k, d) => k + (d.devices?.length ?? 0), 0), 0);
     const late = await this.pushAll(batches);
     await Promise.all([...offline, ...late]);
     return { pushedDevices, offlineUsers };

@@ -52,6 +52,12 @@ export interface MsgDeps {
   readonly receiptMaxMembers?: number;
 }
 
+/** The two members named by a 1:1 conversation id, or undefined when the id is not one. */
+export function directMembers(conversationId: string): [string, string] | undefined {
+  const direct = /^s:([0-9a-f-]{36}):([0-9a-f-]{36})$/.exec(conversationId);
+  return direct ? [direct[1]!, direct[2]!] : undefined;
+}
+
 /** The group id of a group conversation id ("g:<group id>"), or undefined for any other conversation. */
 export function groupOf(conversationId: string): string | undefined {
   return conversationId.startsWith("g:") ? conversationId.slice(2) : undefined;
@@ -161,12 +167,12 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
     }
     const conversation = await store.conversation(appId, conversationId);
     if (conversation === undefined) {
-      const direct = /^s:([0-9a-f-]{36}):([0-9a-f-]{36})$/.exec(conversationId);
-      if (!create || direct === null || !uuid.test(direct[1]!) || !uuid.test(direct[2]!) || direct[1]! >= direct[2]!) {
+      const direct = directMembers(conversationId);
+      if (!create || direct === undefined || !uuid.test(direct[0]) || !uuid.test(direct[1]) || direct[0] >= direct[1]) {
         throw new ConnectError(`no conversation ${conversationId}`, Code.NotFound);
       }
-      if (direct[1] !== userId && direct[2] !== userId) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
-      const peer = direct[1] === userId ? direct[2]! : direct[1]!;
+      if (direct[0] !== userId && direct[1] !== userId) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
+      const peer = direct[0] === userId ? direct[1] : direct[0];
       // The peer must be a user of the caller's own app: the user service answers NotFound for anyone else.
       await deps.clients
         .client(UserService)
@@ -175,9 +181,9 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
           const ce = ConnectError.from(err);
           throw ce.code === Code.NotFound ? new ConnectError(`no user ${peer} in this app`, Code.NotFound) : ce;
         });
-      await store.ensureDirect(appId, conversationId, [direct[1]!, direct[2]!]);
+      await store.ensureDirect(appId, conversationId, direct);
       rememberDirect(appId, conversationId);
-      return [direct[1]!, direct[2]!];
+      return direct;
     }
     const member = await store.membership(appId, conversationId, userId);
     if (member === undefined || member.leftSeq !== null) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
@@ -196,15 +202,20 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
     return { conversation, member };
   };
 
-  /** Persists with a fresh seq, taking another when the seq turns out taken (only after the counter was lost). */
-  const persist = async (row: Omit<StoredMessage, "seq">, mentions: readonly string[] = []): Promise<{ stored: StoredMessage; duplicate: boolean }> => {
+  /** Writes the row with a fresh seq, taking another while the write finds the seq taken (only after the counter was lost). */
+  const withFreshSeq = async <O extends { kind: string }>(row: Omit<StoredMessage, "seq">, write: (stored: StoredMessage) => Promise<O>) => {
     for (let attempt = 0; attempt < 5; attempt++) {
       const stored = { ...row, seq: await deps.sequencer.next(row.appId, row.conversationId) };
-      const outcome = await commit.submit({ row: stored, mentions });
-      if (outcome.kind === "stored") return { stored, duplicate: false };
-      if (outcome.kind === "duplicate") return { stored: outcome.original, duplicate: true };
+      const outcome = await write(stored);
+      if (outcome.kind !== "seq-taken") return { stored, outcome: outcome as Exclude<O, { kind: "seq-taken" }> };
     }
     throw new ConnectError("could not assign a sequence number; retry", Code.Unavailable);
+  };
+
+  /** Persists with a fresh seq, taking another when the seq turns out taken (only after the counter was lost). */
+  const persist = async (row: Omit<StoredMessage, "seq">, mentions: readonly string[] = []): Promise<{ stored: StoredMessage; duplicate: boolean }> => {
+    const { stored, outcome } = await withFreshSeq(row, (stored) => commit.submit({ row: stored, mentions }));
+    return outcome.kind === "duplicate" ? { stored: outcome.original, duplicate: true } : { stored, duplicate: false };
   };
 
   const result = (m: StoredMessage, duplicate: boolean): SendMessageResponse =>
@@ -406,39 +417,34 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
         throw new ConnectError(`system messages go to group conversations ("g:<group id>"), not ${req.conversationId}`, Code.InvalidArgument);
       }
       const body = toBinary(MessageContentSchema, create(MessageContentSchema, { kind: { case: "system", value: req.content! } }));
-      for (let attempt = 0; attempt < 5; attempt++) {
-        const row: StoredMessage = {
-          appId: req.appId,
-          conversationId: req.conversationId,
-          seq: await deps.sequencer.next(req.appId, req.conversationId),
-          msgId: randomUUID(),
-          clientMsgId: req.idempotencyKey,
-          senderId: req.content!.actorUserId || systemSender,
-          senderDeviceId: "",
-          contentType: 4,
-          body,
-          searchText: null,
-          createdAt: new Date(),
-          editedAt: null,
-          recalled: false,
-        };
-        const outcome = await store.applyMembership(row, groupId, req.joinedUserIds, req.leftUserIds);
-        if (outcome.kind === "seq-taken") continue;
-        if (outcome.kind === "unchanged") return {};
-        const message = toMessage(outcome.kind === "duplicate" ? outcome.original : row);
-        const joined = outcome.kind === "applied" ? outcome.joined : [];
-        const left = outcome.kind === "applied" ? outcome.left : [];
-        // Caches drop the group before the message reaches the fan-out, which rereads the members anyway when
-        // their seq moved; a retried duplicate publishes both again (consumers are idempotent).
-        if (req.joinedUserIds.length + req.leftUserIds.length > 0) {
-          await deps.bus.publish("membership_change", [
-            { key: groupId, value: toBinary(MembershipChangeSchema, create(MembershipChangeSchema, { appId: req.appId, groupId, conversationId: req.conversationId, seq: message.seq })) },
-          ]);
-        }
-        await publishGroupMessage(req.appId, message);
-        return { message, joinedUserIds: [...joined], leftUserIds: [...left] };
+      const row = {
+        appId: req.appId,
+        conversationId: req.conversationId,
+        msgId: randomUUID(),
+        clientMsgId: req.idempotencyKey,
+        senderId: req.content!.actorUserId || systemSender,
+        senderDeviceId: "",
+        contentType: 4,
+        body,
+        searchText: null,
+        createdAt: new Date(),
+        editedAt: null,
+        recalled: false,
+      };
+      const { stored, outcome } = await withFreshSeq(row, (stored) => store.applyMembership(stored, groupId, req.joinedUserIds, req.leftUserIds));
+      if (outcome.kind === "unchanged") return {};
+      const message = toMessage(outcome.kind === "duplicate" ? outcome.original : stored);
+      const joined = outcome.kind === "applied" ? outcome.joined : [];
+      const left = outcome.kind === "applied" ? outcome.left : [];
+      // Caches drop the group before the message reaches the fan-out, which rereads the members anyway when
+      // their seq moved; a retried duplicate publishes both again (consumers are idempotent).
+      if (req.joinedUserIds.length + req.leftUserIds.length > 0) {
+        await deps.bus.publish("membership_change", [
+          { key: groupId, value: toBinary(MembershipChangeSchema, create(MembershipChangeSchema, { appId: req.appId, groupId, conversationId: req.conversationId, seq: message.seq })) },
+        ]);
       }
-      throw new ConnectError("could not assign a sequence number; retry", Code.Unavailable);
+      await publishGroupMessage(req.appId, message);
+      return { message, joinedUserIds: [...joined], leftUserIds: [...left] };
     },
     async deliverGroupMessage(req) {
       const message = req.message!;
