@@ -1,26 +1,61 @@
-// `npm run bench -- <scenario> [--smoke]`: runs a benchmark and prints its table (and saves it under bench/results/).
+// `npm run bench -- <scenario|all> [--quick|--smoke] [--pairs N] [--connections N] [--clients N] [--members N]
+// [--online N] [--seconds N]`: runs benchmarks, prints one table each and saves it under bench/results/.
 import { parseArgs } from "node:util";
 import { authTokensBench } from "./auth-tokens.js";
+import { connectionsBench } from "./connections.js";
 import { e2eOneToOneBench } from "./e2e-1to1.js";
 import { groupFanoutBench } from "./group-fanout.js";
 import { meshClientBench } from "./mesh-client.js";
+import { benchOptions, type BenchOptions } from "./options.js";
+import { transportBench, type TransportFigures } from "./transport.js";
 
-const scenarios: Record<string, (options: { smoke: boolean }) => Promise<void>> = {
+/** Figures one scenario measured that a later one in the same run compares itself with. */
+export interface BenchContext {
+  transport?: TransportFigures;
+}
+
+const scenarios: Record<string, (options: BenchOptions, context: BenchContext) => Promise<unknown>> = {
+  transport: async (o, c) => (c.transport = await transportBench(o)),
+  "e2e-1to1": e2eOneToOneBench,
+  connections: connectionsBench,
+  "group-fanout": groupFanoutBench,
   "mesh-client": meshClientBench,
   "auth-tokens": authTokensBench,
-  "e2e-1to1": e2eOneToOneBench,
-  "group-fanout": groupFanoutBench,
 };
 
-const { positionals, values } = parseArgs({ allowPositionals: true, options: { smoke: { type: "boolean", default: false } } });
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    smoke: { type: "boolean", default: false },
+    quick: { type: "boolean", default: false },
+    pairs: { type: "string" },
+    connections: { type: "string" },
+    clients: { type: "string" },
+    members: { type: "string" },
+    online: { type: "string" },
+    seconds: { type: "string" },
+  },
+});
+const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+const options = benchOptions(values.smoke ? "smoke" : values.quick ? "quick" : "full", {
+  pairs: number(values.pairs),
+  connections: number(values.connections),
+  stormClients: number(values.clients),
+  groupMembers: number(values.members),
+  groupOnline: number(values.online),
+  seconds: number(values.seconds),
+});
 const name = positionals[0] ?? "";
 const selected = name === "all" ? Object.keys(scenarios) : [name];
+const context: BenchContext = {};
+const started = Date.now();
 for (const s of selected) {
   const run = scenarios[s];
   if (run === undefined) {
     console.error(`unknown scenario "${name}"; available: all, ${Object.keys(scenarios).join(", ")}`);
     process.exit(2);
   }
-  await run({ smoke: values.smoke });
+  await run(options, context);
 }
+console.log(`\nbench ${name} finished in ${Math.round((Date.now() - started) / 1000)} s`);
 process.exit(0);
