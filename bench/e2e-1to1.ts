@@ -1,76 +1,120 @@
 // 1:1 delivery end to end: pairs of SDK clients (in this process) talk through im-mesh running in other processes on
 // loopback — all-in-one (one process, in-memory adapters) and, when the infrastructure variables are set, mesh mode
-// (auth, user, msg and two gateways on etcd, MariaDB, Redis and Kafka; senders on one gateway, receivers on the
-// other). Each sender keeps a window of sends in flight. Reports delivered messages/s and send→deliver latency,
-// first at full speed, then at half of that rate.
-import { spawn } from "node:child_process";
+// (auth, user, msg, group, fan-out and two gateways on etcd, MariaDB, Redis and Kafka; senders on one gateway,
+// receivers on the other). Each sender keeps a window of sends in flight. Reports delivered messages/s and
+// send→deliver latency, first at full speed, then at half of that rate, and the ratio to the transport ceiling
+// measured with the same streams and window.
 import { randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { JWK } from "jose";
+import mysql from "mysql2/promise";
+import { SessionSchema } from "../gen/im/auth/v1/auth_pb.js";
 import { ImClient } from "../client/im-client.js";
+import { demo } from "../platform/store/demo-data.js";
+import { AccessTokenIssuer } from "../services/auth/access-tokens.js";
 import { startMeshDeployment } from "../test/mesh-deployment.js";
+import { startAllInOne } from "./deployments.js";
+import { benchText, type BenchOptions, type Row } from "./options.js";
 import { latencyHistogram, printTable, saveResult } from "./report.js";
+import type { BenchContext } from "./run.js";
+import { measureTransport } from "./transport.js";
 
-const infraVariables = ["IM_ETCD_ENDPOINTS", "IM_MYSQL_URL", "IM_REDIS_URL", "IM_KAFKA_BROKERS"];
-
-/** The all-in-one process on a free port, with nothing but memory behind it. */
-async function startAllInOne(): Promise<{ urls: string[]; stop: () => Promise<void> }> {
-  const root = fileURLToPath(new URL("..", import.meta.url));
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !infraVariables.includes(k)));
-  const server = spawn(process.execPath, ["--import", "tsx", "services/all-in-one.ts"], { cwd: root, env: { ...env, IM_GATEWAY_PORT: "0", IM_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "inherit"] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    server.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /at (http:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    server.once("exit", (code) => reject(new Error(`all-in-one exited with ${code}`)));
-  });
-  const exited = new Promise((r) => server.once("exit", r));
-  return { urls: [url], stop: async () => void (server.kill("SIGTERM"), await exited) };
+/** What one mode measured at full speed. */
+export interface OneToOneFigures {
+  readonly mode: string;
+  readonly perSecond: number;
+  readonly p99Ms: number;
 }
 
-/** Runs the scenario; `smoke` makes it a few seconds long for CI (figures then mean little). */
-export async function e2eOneToOneBench(options: { smoke: boolean }): Promise<void> {
-  const rows: Record<string, string | number>[] = [];
-  rows.push(...(await measureDeployment("all-in-one", await startAllInOne(), options.smoke)));
-  if (process.env.IM_ETCD_ENDPOINTS) rows.push(...(await measureDeployment("mesh, 2 gateways", await startMeshDeployment({ gateways: 2, redisDb: 12 }), options.smoke)));
-  else console.log("e2e-1to1: IM_ETCD_ENDPOINTS is not set, so mesh mode is left out (source deploy/local/env.sh after make infra-up)");
-  console.log(`\ne2e-1to1: pairs of SDK clients, 4 sends in flight per sender${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
-  printTable(rows);
-  console.log(`saved ${saveResult("e2e-1to1", { smoke: options.smoke, rows })}`);
+/** `npm run bench -- e2e-1to1 [--pairs N]`. */
+export async function e2eOneToOneBench(options: BenchOptions, context: BenchContext = {}): Promise<OneToOneFigures[]> {
+  context.transport ??= await measureTransport({ streams: options.pairs, window: options.window, seconds: options.seconds });
+  const ceiling = context.transport;
+  const rows: Row[] = [];
+  const figures: OneToOneFigures[] = [];
+  const aio = await startAllInOne();
+  const measured = await measureOneToOne("all-in-one", aio.urls, options, registerClients(options.pairs * 2)).finally(() => aio.stop());
+  rows.push(...measured.rows);
+  figures.push(measured.figures);
+  if (process.env.IM_ETCD_ENDPOINTS) {
+    const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { IM_LEASE_TTL_SECONDS: "30" } });
+    const m = await measureOneToOne("mesh, 2 gateways", mesh.urls, options, bulkClients(options.pairs * 2, mesh.env)).finally(() => mesh.stop());
+    rows.push(...m.rows);
+    figures.push(m.figures);
+  } else console.log("e2e-1to1: IM_ETCD_ENDPOINTS is not set, so mesh mode is left out (source deploy/local/env.sh after make infra-up)");
+  context.oneToOne = figures;
+  const t = ceiling.row;
+  const table: Row[] = [
+    { system: String(t.system), mode: "-", load: "peak", pairs: ceiling.streams, "msgs/s": t["msgs/s"]!, "p50 ms": t["p50 ms"]!, "p99 ms": t["p99 ms"]!, "p999 ms": t["p999 ms"]!, "vs transport": "100 %" },
+    ...rows.map((r) => ({ system: "ours", ...r, "vs transport": `${((Number(r["msgs/s"]) / ceiling.perSecond) * 100).toFixed(1)} %` })),
+  ];
+  console.log(`\ne2e-1to1: ${options.pairs} pairs of SDK clients (${options.pairs * 2} clients), ${options.window} sends in flight per sender, ${options.seconds} s per load${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
+  printTable(table);
+  console.log(`saved ${saveResult("e2e-1to1", { options, rows: table })}`);
+  return figures;
 }
 
-async function measureDeployment(mode: string, deployment: { urls: string[]; stop: () => Promise<void> }, smoke: boolean): Promise<Record<string, string | number>[]> {
-  const pairs = smoke ? 2 : 50;
-  const window = 4;
-  const seconds = smoke ? 1 : 8;
-  const url = deployment.urls[0]!;
-  const receiverUrl = deployment.urls[deployment.urls.length - 1]!;
-  const rows: Record<string, string | number>[] = [];
-  const clients: ImClient[] = [];
-  try {
-    const names = Array.from({ length: pairs * 2 }, () => `b${randomUUID().replaceAll("-", "").slice(0, 12)}`);
-    const sentAt = new Map<string, bigint>();
-    let histogram = latencyHistogram();
-    let delivered = 0;
-    const ids: string[] = [];
-    for (const [i, username] of names.entries()) {
-      const c = new ImClient({ baseUrl: i % 2 === 0 ? url : receiverUrl, apiKey: "demo-api-key", deviceId: "bench" }, {
-        message: (m) => {
-          const t0 = sentAt.get(m.clientMsgId);
-          if (t0 === undefined) return;
-          sentAt.delete(m.clientMsgId);
-          histogram.recordValue(Number(process.hrtime.bigint() - t0) / 1000);
-          delivered++;
-        },
-      });
-      // Registering signs the device in; logging in 100 users from one address would trip the sign-in limiter.
-      await c.register(username, "bench password 1");
-      await c.connect();
-      clients.push(c);
-      ids.push(c.userId);
+type MakeClients = (urls: string[], on: (m: { clientMsgId: string }) => void) => Promise<ImClient[]>;
+
+/** Registers `count` users through the API (scrypt), signing their devices in; even ones on the first gateway. */
+function registerClients(count: number): MakeClients {
+  return async (urls, on) => {
+    const clients: ImClient[] = [];
+    for (let i = 0; i < count; i += 8) {
+      await Promise.all(
+        Array.from({ length: Math.min(8, count - i) }, async (_, k) => {
+          const c = new ImClient({ baseUrl: urls[(i + k) % 2 === 0 ? 0 : urls.length - 1]!, apiKey: demo.apiKey, deviceId: "bench" }, { message: on });
+          await c.register(`b${randomUUID().replaceAll("-", "").slice(0, 12)}`, "bench password 1");
+          clients[i + k] = c;
+        }),
+      );
     }
+    return clients;
+  };
+}
+
+/** Users bulk-inserted into the deployment's database, signed in with tokens from its own signing key. */
+function bulkClients(count: number, env: NodeJS.ProcessEnv): MakeClients {
+  return async (urls, on) => {
+    const userIds = Array.from({ length: count }, () => randomUUID());
+    const conn = await mysql.createConnection({ uri: env.IM_MYSQL_URL! });
+    try {
+      await conn.query("INSERT INTO users (app_id, id, username, display_name, password_hash) VALUES ?", [
+        userIds.map((id) => [demo.appId, id, `b${id.replaceAll("-", "").slice(0, 20)}`, "Bench", demo.passwordHash]),
+      ]);
+    } finally {
+      await conn.end();
+    }
+    const issuer = await AccessTokenIssuer.fromPrivateJwks(JSON.parse(env.IM_AUTH_SIGNING_KEYS!) as JWK[]);
+    return Promise.all(
+      userIds.map(async (userId, i) => {
+        const issued = await issuer.issue({ appId: demo.appId, userId, deviceId: "bench" });
+        const c = new ImClient({ baseUrl: urls[i % 2 === 0 ? 0 : urls.length - 1]!, apiKey: demo.apiKey, deviceId: "bench" }, { message: on });
+        c.restore(create(SessionSchema, { appId: demo.appId, userId, deviceId: "bench", tokens: { accessToken: issued.token, accessExpiresAt: timestampFromDate(issued.expiresAt) } }));
+        return c;
+      }),
+    );
+  };
+}
+
+/** Pairs (2p, 2p+1): the even client sends to the odd one, peak first, then half the peak. */
+async function measureOneToOne(mode: string, urls: string[], options: BenchOptions, makeClients: MakeClients): Promise<{ rows: Row[]; figures: OneToOneFigures }> {
+  const { pairs, window, seconds } = options;
+  const rows: Row[] = [];
+  const sentAt = new Map<string, bigint>();
+  let histogram = latencyHistogram();
+  let delivered = 0;
+  const clients = await makeClients(urls, (m) => {
+    const t0 = sentAt.get(m.clientMsgId);
+    if (t0 === undefined) return;
+    sentAt.delete(m.clientMsgId);
+    histogram.recordValue(Number(process.hrtime.bigint() - t0) / 1000);
+    delivered++;
+  });
+  let peak: OneToOneFigures | undefined;
+  try {
+    for (let i = 0; i < clients.length; i += 100) await Promise.all(clients.slice(i, i + 100).map((c) => c.connect()));
     const run = async (label: string, ratePerSender: number | undefined) => {
       histogram.destroy();
       histogram = latencyHistogram();
@@ -80,14 +124,14 @@ async function measureDeployment(mode: string, deployment: { urls: string[]; sto
       await Promise.all(
         Array.from({ length: pairs }, async (_, p) => {
           const from = clients[2 * p]!;
-          const to = ids[2 * p + 1]!;
+          const to = clients[2 * p + 1]!.userId;
           await Promise.all(
             Array.from({ length: window }, async () => {
               while (Date.now() < end) {
                 const id = randomUUID();
                 sentAt.set(id, process.hrtime.bigint());
                 const t = Date.now();
-                await from.sendText({ peerUserId: to }, "benchmark message of a typical chat length, about sixty bytes", id);
+                await from.sendText({ peerUserId: to }, benchText, id);
                 if (ratePerSender !== undefined) await new Promise((r) => setTimeout(r, Math.max(0, (window * 1000) / ratePerSender - (Date.now() - t))));
               }
             }),
@@ -96,24 +140,24 @@ async function measureDeployment(mode: string, deployment: { urls: string[]; sto
       );
       await new Promise((r) => setTimeout(r, 300));
       const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+      const p99 = histogram.getValueAtPercentile(99) / 1000;
       rows.push({
         mode,
         load: label,
         pairs,
-        "delivered/s": Math.round(delivered / elapsed),
+        "msgs/s": Math.round(delivered / elapsed),
         "p50 ms": (histogram.getValueAtPercentile(50) / 1000).toFixed(1),
-        "p99 ms": (histogram.getValueAtPercentile(99) / 1000).toFixed(1),
+        "p99 ms": p99.toFixed(1),
         "p999 ms": (histogram.getValueAtPercentile(99.9) / 1000).toFixed(1),
       });
       sentAt.clear();
-      return delivered / elapsed;
+      return { mode, perSecond: delivered / elapsed, p99Ms: p99 };
     };
-    const peak = await run("peak", undefined);
-    await run("50% of peak", Math.max(1, peak / 2 / pairs));
+    peak = await run("peak", undefined);
+    await run("50% of peak", Math.max(1, peak.perSecond / 2 / pairs));
     histogram.destroy();
   } finally {
     for (const c of clients) c.close();
-    await deployment.stop();
   }
-  return rows;
+  return { rows, figures: peak };
 }

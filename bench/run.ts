@@ -3,7 +3,8 @@
 import { parseArgs } from "node:util";
 import { authTokensBench } from "./auth-tokens.js";
 import { connectionsBench } from "./connections.js";
-import { e2eOneToOneBench } from "./e2e-1to1.js";
+import { e2eOneToOneBench, type OneToOneFigures } from "./e2e-1to1.js";
+import { ejabberdBench } from "./ejabberd.js";
 import { groupFanoutBench } from "./group-fanout.js";
 import { meshClientBench } from "./mesh-client.js";
 import { benchOptions, type BenchOptions } from "./options.js";
@@ -12,11 +13,13 @@ import { transportBench, type TransportFigures } from "./transport.js";
 /** Figures one scenario measured that a later one in the same run compares itself with. */
 export interface BenchContext {
   transport?: TransportFigures;
+  oneToOne?: OneToOneFigures[];
 }
 
 const scenarios: Record<string, (options: BenchOptions, context: BenchContext) => Promise<unknown>> = {
   transport: async (o, c) => (c.transport = await transportBench(o)),
   "e2e-1to1": e2eOneToOneBench,
+  ejabberd: ejabberdBench,
   connections: connectionsBench,
   "group-fanout": groupFanoutBench,
   "mesh-client": meshClientBench,
