@@ -25,12 +25,12 @@ export async function newSigningKeys(): Promise<JWK[]> {
   return [{ ...(await exportJWK(privateKey)), kid: randomUUID() }];
 }
 
-/** The all-in-one process on a free port with nothing but memory behind it. */
-export async function startAllInOne(): Promise<BenchDeployment> {
+/** The all-in-one process on a free port with nothing but memory behind it; `nodeArgs` go to node itself (--cpu-prof). */
+export async function startAllInOne(nodeArgs: readonly string[] = []): Promise<BenchDeployment> {
   const root = fileURLToPath(new URL("..", import.meta.url));
   const signingKeys = await newSigningKeys();
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !infraVariables.includes(k)));
-  const server = spawn(process.execPath, ["--import", "tsx", "services/all-in-one.ts"], {
+  const server = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "services/all-in-one.ts"], {
     cwd: root,
     env: { ...env, IM_GATEWAY_PORT: "0", IM_LOG_LEVEL: "warn", IM_AUTH_SIGNING_KEYS: JSON.stringify(signingKeys) },
     stdio: ["ignore", "pipe", "inherit"],

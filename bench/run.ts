@@ -8,6 +8,7 @@ import { ejabberdBench } from "./ejabberd.js";
 import { groupFanoutBench } from "./group-fanout.js";
 import { meshClientBench } from "./mesh-client.js";
 import { benchOptions, type BenchOptions } from "./options.js";
+import { reconnectStormBench } from "./reconnect-storm.js";
 import { transportBench, type TransportFigures } from "./transport.js";
 
 /** Figures one scenario measured that a later one in the same run compares itself with. */
@@ -22,6 +23,7 @@ const scenarios: Record<string, (options: BenchOptions, context: BenchContext) =
   ejabberd: ejabberdBench,
   connections: connectionsBench,
   "group-fanout": groupFanoutBench,
+  "reconnect-storm": reconnectStormBench,
   "mesh-client": meshClientBench,
   "auth-tokens": authTokensBench,
 };

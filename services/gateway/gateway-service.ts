@@ -175,9 +175,13 @@ export function createGatewayServices(deps: GatewayDeps): {
     const route = encodeRoute({ ...me, gatewayId: deps.gatewayId, since: Date.now() });
     // The device's earlier stream, if on another gateway, is kicked there (best effort; its route is ours now).
     const kick = { reason: Kick_Reason.REPLACED, message: "this device connected again elsewhere", reconnect: false };
-    const replacing = kickDevice(deps.registry, deps.clients, { appId: me.appId, userId: me.userId, deviceId: me.deviceId }, kick, deps.gatewayId);
+    // The failure is handled at once: a previous gateway that is gone (crashed, breaker open) answers before the
+    // route write finishes, and a rejection left unhandled until then would end this process.
+    const replacing = kickDevice(deps.registry, deps.clients, { appId: me.appId, userId: me.userId, deviceId: me.deviceId }, kick, deps.gatewayId).catch((err: unknown) =>
+      deps.logger.info({ err: String(err) }, "the previous gateway of a reconnected device could not be told"),
+    );
     await registration.put(key, route);
-    await replacing.catch((err: unknown) => deps.logger.info({ err: String(err) }, "the previous gateway of a reconnected device could not be told"));
+    await replacing;
     conn.send({ body: { case: "welcome", value: { gatewayId: deps.gatewayId, heartbeatIntervalMs: heartbeatMs, serverTime: timestampFromDate(new Date()) } } });
     const pending = new Map<string, bigint>();
     try {
