@@ -2,12 +2,17 @@
 // online while any device is connected, offline with last_seen after the last one (or its gateway) is gone,
 // typing relayed to members only and rate-limited, read state and sends shared across a user's devices.
 import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
+import type { JWK } from "jose";
+import { SessionSchema } from "../gen/im/auth/v1/auth_pb.js";
 import { PresenceStatus, type Presence, type TypingUpdate } from "../gen/im/gateway/v1/gateway_pb.js";
 import type { Message, ReadReceipt } from "../gen/im/msg/v1/msg_pb.js";
 import { ImClient } from "../client/im-client.js";
 import { demo } from "../platform/store/demo-data.js";
+import { AccessTokenIssuer } from "./auth/access-tokens.js";
 import { eventually } from "../test/eventually.js";
 import { startAllInOneDeployment, startMeshDeployment, startMeshTestDeployment, type TestDeployment } from "../test/mesh-deployment.js";
 
@@ -138,7 +143,7 @@ describe("presence, typing and devices, mesh mode on two gateways @infra", funct
   this.timeout(60_000);
   presenceSuite(() => startMeshTestDeployment());
 
-  it("takes the users of a SIGKILLed gateway offline once its lease expires", async () => {
+  it("takes the users of a SIGKILLed gateway offline once its lease expires; its 200 devices reconnect to the other gateway, which survives the storm", async () => {
     const mesh = await startMeshDeployment({ gateways: 2 });
     const clients: ImClient[] = [];
     try {
@@ -151,9 +156,27 @@ describe("presence, typing and devices, mesh mode on two gateways @infra", funct
       await b.login("bob", demo.password);
       await b.connect();
       b.followPresence([alice.id]);
+      // Carol's many devices on the gateway that will crash, each able to fall back to the other one.
+      const issuer = await AccessTokenIssuer.fromPrivateJwks(JSON.parse(mesh.env.IM_AUTH_SIGNING_KEYS!) as JWK[]);
+      const gateways = new Map<ImClient, string>();
+      const devices = await Promise.all(
+        Array.from({ length: 200 }, async () => {
+          const deviceId = randomUUID();
+          const issued = await issuer.issue({ appId: demo.appId, userId: carol.id, deviceId });
+          const c: ImClient = new ImClient({ baseUrl: mesh.urls[0]!, fallbackUrls: [mesh.urls[1]!], apiKey: demo.apiKey, deviceId }, { state: (st, detail) => st === "connected" && gateways.set(c, detail ?? "") });
+          c.restore(create(SessionSchema, { appId: demo.appId, userId: carol.id, deviceId, tokens: { accessToken: issued.token, accessExpiresAt: timestampFromDate(issued.expiresAt) } }));
+          clients.push(c);
+          return c;
+        }),
+      );
+      await Promise.all(devices.map((c) => c.connect()));
+      const crashed = gateways.get(devices[0]!);
       await eventually("alice online", () => seen.some((p) => p.userId === alice.id && p.status === PresenceStatus.ONLINE));
       mesh.gateways[0]!.child.kill("SIGKILL");
       a.close();
+      // Each reconnect to the surviving gateway asks the crashed one to kick the device's old stream; that must fail quietly.
+      await eventually("all 200 devices on the other gateway", () => devices.every((c) => gateways.get(c) !== crashed), 30_000);
+      expect(mesh.gateways[1]!.child.exitCode, mesh.gateways[1]!.output()).to.equal(null);
       await eventually("alice offline after the 5 s lease", () => seen.some((p) => p.userId === alice.id && p.status === PresenceStatus.OFFLINE), 20_000);
     } finally {
       for (const c of clients) c.close();
