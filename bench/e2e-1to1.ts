@@ -5,6 +5,8 @@
 // send→deliver latency, first at full speed, then at half of that rate, and the ratio to the transport ceiling
 // measured with the same streams and window.
 import { randomUUID } from "node:crypto";
+import { readdirSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { JWK } from "jose";
@@ -16,7 +18,9 @@ import { AccessTokenIssuer } from "../services/auth/access-tokens.js";
 import { startMeshDeployment } from "../test/mesh-deployment.js";
 import { startAllInOne } from "./deployments.js";
 import { benchText, type BenchOptions, type Row } from "./options.js";
+import { summarizeProfile } from "./profile-summary.js";
 import { latencyHistogram, printTable, saveResult } from "./report.js";
+import { processUsage } from "./stream-load.js";
 import type { BenchContext } from "./run.js";
 import { measureTransport } from "./transport.js";
 
@@ -27,26 +31,45 @@ export interface OneToOneFigures {
   readonly p99Ms: number;
 }
 
-/** `npm run bench -- e2e-1to1 [--pairs N]`. */
+/** Prints the largest self-time costs of the profiled all-in-one process during the peak load. */
+function printProfile(dir: string, window: [bigint, bigint]): void {
+  const file = readdirSync(dir)
+    .map((f) => `${dir}${f}`)
+    .sort((a, b) => statSync(b).size - statSync(a).size)[0];
+  if (file === undefined) return void console.log(`no profile was written to ${dir}`);
+  const { total, functions, places, ours } = summarizeProfile(file, [Number(window[0] / 1000n), Number(window[1] / 1000n)]);
+  const pct = (ms: number) => `${((ms / total) * 100).toFixed(1).padStart(5)} %`;
+  console.log(`\nprofile of the all-in-one process (${file}), self time during the peak load, ${Math.round(total)} ms sampled:`);
+  for (const [k, ms] of places.slice(0, 12)) console.log(`  ${pct(ms)}  ${k}`);
+  console.log("largest functions:");
+  for (const [k, ms] of functions.slice(0, 15)) console.log(`  ${pct(ms)}  ${k}`);
+  console.log("our functions, inclusive:");
+  for (const [k, ms] of ours.slice(0, 20)) console.log(`  ${pct(ms)}  ${k}`);
+}
+
+/** `npm run bench -- e2e-1to1 [--pairs N] [--profile]`. */
 export async function e2eOneToOneBench(options: BenchOptions, context: BenchContext = {}): Promise<OneToOneFigures[]> {
   context.transport ??= await measureTransport({ streams: options.pairs, window: options.window, seconds: options.seconds });
   const ceiling = context.transport;
   const rows: Row[] = [];
   const figures: OneToOneFigures[] = [];
-  const aio = await startAllInOne();
-  const measured = await measureOneToOne("all-in-one", aio.urls, options, registerClients(options.pairs * 2)).finally(() => aio.stop());
+  const profileDir = fileURLToPath(new URL(`./results/profile-${Date.now()}/`, import.meta.url));
+  const aio = await startAllInOne(options.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []);
+  const measured = await measureOneToOne("all-in-one", aio.urls, [aio.gatewayPid], options, registerClients(options.pairs * 2)).finally(() => aio.stop());
+  if (options.profile) printProfile(profileDir, measured.peakWindow);
   rows.push(...measured.rows);
   figures.push(measured.figures);
   if (process.env.IM_ETCD_ENDPOINTS) {
     const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { IM_LEASE_TTL_SECONDS: "30" } });
-    const m = await measureOneToOne("mesh, 2 gateways", mesh.urls, options, bulkClients(options.pairs * 2, mesh.env)).finally(() => mesh.stop());
+    const pids = mesh.processes.map((p) => p.child.pid!);
+    const m = await measureOneToOne("mesh, 2 gateways", mesh.urls, pids, options, bulkClients(options.pairs * 2, mesh.env)).finally(() => mesh.stop());
     rows.push(...m.rows);
     figures.push(m.figures);
   } else console.log("e2e-1to1: IM_ETCD_ENDPOINTS is not set, so mesh mode is left out (source deploy/local/env.sh after make infra-up)");
   context.oneToOne = figures;
   const t = ceiling.row;
   const table: Row[] = [
-    { system: String(t.system), mode: "-", load: "peak", pairs: ceiling.streams, "msgs/s": t["msgs/s"]!, "p50 ms": t["p50 ms"]!, "p99 ms": t["p99 ms"]!, "p999 ms": t["p999 ms"]!, "vs transport": "100 %" },
+    { system: String(t.system), mode: "-", load: "peak", pairs: ceiling.streams, "msgs/s": t["msgs/s"]!, "p50 ms": t["p50 ms"]!, "p99 ms": t["p99 ms"]!, "p999 ms": t["p999 ms"]!, "server CPU %": "-", "load CPU %": "-", "vs transport": "100 %" },
     ...rows.map((r) => ({ system: "ours", ...r, "vs transport": `${((Number(r["msgs/s"]) / ceiling.perSecond) * 100).toFixed(1)} %` })),
   ];
   console.log(`\ne2e-1to1: ${options.pairs} pairs of SDK clients (${options.pairs * 2} clients), ${options.window} sends in flight per sender, ${options.seconds} s per load${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
@@ -99,7 +122,7 @@ function bulkClients(count: number, env: NodeJS.ProcessEnv): MakeClients {
 }
 
 /** Pairs (2p, 2p+1): the even client sends to the odd one, peak first, then half the peak. */
-async function measureOneToOne(mode: string, urls: string[], options: BenchOptions, makeClients: MakeClients): Promise<{ rows: Row[]; figures: OneToOneFigures }> {
+async function measureOneToOne(mode: string, urls: string[], serverPids: number[], options: BenchOptions, makeClients: MakeClients): Promise<{ rows: Row[]; figures: OneToOneFigures; peakWindow: [bigint, bigint] }> {
   const { pairs, window, seconds } = options;
   const rows: Row[] = [];
   const sentAt = new Map<string, bigint>();
@@ -113,6 +136,7 @@ async function measureOneToOne(mode: string, urls: string[], options: BenchOptio
     delivered++;
   });
   let peak: OneToOneFigures | undefined;
+  let peakWindow: [bigint, bigint] = [0n, 0n];
   try {
     for (let i = 0; i < clients.length; i += 100) await Promise.all(clients.slice(i, i + 100).map((c) => c.connect()));
     const run = async (label: string, ratePerSender: number | undefined) => {
@@ -121,6 +145,8 @@ async function measureOneToOne(mode: string, urls: string[], options: BenchOptio
       delivered = 0;
       const end = Date.now() + seconds * 1000;
       const started = process.hrtime.bigint();
+      const serverCpu = serverPids.map((pid) => processUsage(pid).cpuSeconds);
+      const loadCpu = process.cpuUsage();
       await Promise.all(
         Array.from({ length: pairs }, async (_, p) => {
           const from = clients[2 * p]!;
@@ -139,7 +165,11 @@ async function measureOneToOne(mode: string, urls: string[], options: BenchOptio
         }),
       );
       await new Promise((r) => setTimeout(r, 300));
-      const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+      const finished = process.hrtime.bigint();
+      const elapsed = Number(finished - started) / 1e9;
+      if (ratePerSender === undefined) peakWindow = [started, finished];
+      const serverSeconds = serverPids.reduce((n, pid, i) => n + processUsage(pid).cpuSeconds - serverCpu[i]!, 0);
+      const load = process.cpuUsage(loadCpu);
       const p99 = histogram.getValueAtPercentile(99) / 1000;
       rows.push({
         mode,
@@ -149,6 +179,8 @@ async function measureOneToOne(mode: string, urls: string[], options: BenchOptio
         "p50 ms": (histogram.getValueAtPercentile(50) / 1000).toFixed(1),
         "p99 ms": p99.toFixed(1),
         "p999 ms": (histogram.getValueAtPercentile(99.9) / 1000).toFixed(1),
+        "server CPU %": Math.round((serverSeconds / elapsed) * 100),
+        "load CPU %": Math.round(((load.user + load.system) / 1e6 / elapsed) * 100),
       });
       sentAt.clear();
       return { mode, perSecond: delivered / elapsed, p99Ms: p99 };
@@ -159,5 +191,5 @@ async function measureOneToOne(mode: string, urls: string[], options: BenchOptio
   } finally {
     for (const c of clients) c.close();
   }
-  return { rows, figures: peak };
+  return { rows, figures: peak, peakWindow };
 }

@@ -4,16 +4,17 @@
 // records and inbox rows).
 import { runLargeGroup, type LargeGroupResult } from "../test/large-group.js";
 import { startMeshDeployment } from "../test/mesh-deployment.js";
+import type { BenchOptions } from "./options.js";
 import { printTable, saveResult } from "./report.js";
 
-/** Runs the scenario; `smoke` makes it small (1,000 members, 100 online) for CI. */
-export async function groupFanoutBench(options: { smoke: boolean }): Promise<void> {
+/** `npm run bench -- group-fanout [--members M] [--online D]`. */
+export async function groupFanoutBench(options: BenchOptions): Promise<void> {
   if (!process.env.IM_ETCD_ENDPOINTS) {
     console.log("group-fanout: needs the real infrastructure (make infra-up, then source deploy/local/env.sh)");
     return;
   }
-  const members = options.smoke ? 1_000 : 10_000;
-  const online = options.smoke ? 100 : 1_000;
+  const members = options.groupMembers;
+  const online = Math.min(options.groupOnline, members - 1);
   const rows: Record<string, string | number>[] = [];
   const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { IM_LEASE_TTL_SECONDS: "30" } });
   try {
@@ -34,5 +35,5 @@ export async function groupFanoutBench(options: { smoke: boolean }): Promise<voi
   }
   console.log(`\ngroup-fanout: one message to a group, two gateways, fan-out worker on Kafka${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
   printTable(rows);
-  console.log(`saved ${saveResult("group-fanout", { smoke: options.smoke, rows })}`);
+  console.log(`saved ${saveResult("group-fanout", { options, rows })}`);
 }

@@ -23,14 +23,16 @@ export interface BenchOptions {
   /** Members and online devices in `group-fanout`. */
   readonly groupMembers: number;
   readonly groupOnline: number;
+  /** Runs the all-in-one server of `e2e-1to1` under `node --cpu-prof` and prints where its time went. */
+  readonly profile: boolean;
 }
 
 /** Defaults per run size; explicit options override them. */
 export function benchOptions(size: "full" | "quick" | "smoke", overrides: Partial<BenchOptions> = {}): BenchOptions {
   const base: Record<typeof size, BenchOptions> = {
-    full: { smoke: false, quick: false, pairs: 500, window: 4, seconds: 8, connections: 20_000, stormClients: 10_000, groupMembers: 10_000, groupOnline: 1_000 },
-    quick: { smoke: false, quick: true, pairs: 100, window: 4, seconds: 4, connections: 5_000, stormClients: 2_000, groupMembers: 2_000, groupOnline: 200 },
-    smoke: { smoke: true, quick: false, pairs: 2, window: 2, seconds: 1, connections: 50, stormClients: 20, groupMembers: 200, groupOnline: 20 },
+    full: { smoke: false, quick: false, pairs: 500, window: 4, seconds: 8, connections: 20_000, stormClients: 10_000, groupMembers: 10_000, groupOnline: 1_000, profile: false },
+    quick: { smoke: false, quick: true, pairs: 100, window: 4, seconds: 3, connections: 3_000, stormClients: 1_000, groupMembers: 2_000, groupOnline: 200, profile: false },
+    smoke: { smoke: true, quick: false, pairs: 2, window: 2, seconds: 1, connections: 50, stormClients: 20, groupMembers: 200, groupOnline: 20, profile: false },
   };
   return { ...base[size], ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
 }

@@ -1,5 +1,5 @@
 // `npm run bench -- <scenario|all> [--quick|--smoke] [--pairs N] [--connections N] [--clients N] [--members N]
-// [--online N] [--seconds N]`: runs benchmarks, prints one table each and saves it under bench/results/.
+// [--online N] [--seconds N] [--profile]`: runs benchmarks, prints one table each and saves it under bench/results/.
 import { parseArgs } from "node:util";
 import { authTokensBench } from "./auth-tokens.js";
 import { connectionsBench } from "./connections.js";
@@ -39,6 +39,7 @@ const { positionals, values } = parseArgs({
     members: { type: "string" },
     online: { type: "string" },
     seconds: { type: "string" },
+    profile: { type: "boolean", default: false },
   },
 });
 const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
@@ -49,6 +50,7 @@ const options = benchOptions(values.smoke ? "smoke" : values.quick ? "quick" : "
   groupMembers: number(values.members),
   groupOnline: number(values.online),
   seconds: number(values.seconds),
+  profile: values.profile,
 });
 const name = positionals[0] ?? "";
 const selected = name === "all" ? Object.keys(scenarios) : [name];

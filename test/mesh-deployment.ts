@@ -17,6 +17,8 @@ export interface MeshDeployment {
   /** The gateways' URLs, in start order. */
   readonly urls: string[];
   readonly gateways: NodeProcess[];
+  /** Every process of the deployment, gateways included, in start order. */
+  readonly processes: NodeProcess[];
   /** The auth process's URL (admin RPCs are served there, not through the gateways). */
   readonly authUrl: string;
   /** The first fan-out worker process. */
@@ -74,7 +76,7 @@ export async function startMeshDeployment(options: { gateways?: number; redisDb?
   try {
     const [auth, , , , fanout] = await Promise.all([start("auth"), start("user"), start("msg"), start("group"), start("fanout")]);
     const gateways = await Promise.all(Array.from({ length: options.gateways ?? 1 }, () => start("gateway")));
-    return { urls: gateways.map((g) => `http://127.0.0.1:${g.port}`), gateways, authUrl: `http://127.0.0.1:${auth.port}`, fanout, start, env, stop };
+    return { urls: gateways.map((g) => `http://127.0.0.1:${g.port}`), gateways, processes, authUrl: `http://127.0.0.1:${auth.port}`, fanout, start, env, stop };
   } catch (err) {
     await stop();
     throw err;
