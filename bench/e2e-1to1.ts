@@ -139,6 +139,10 @@ async function measureOneToOne(mode: string, urls: string[], serverPids: number[
   let peakWindow: [bigint, bigint] = [0n, 0n];
   try {
     for (let i = 0; i < clients.length; i += 100) await Promise.all(clients.slice(i, i + 100).map((c) => c.connect()));
+    // First contact (the peer check and the conversation's creation) happens once per pair, before measuring.
+    for (let p = 0; p < pairs; p += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, pairs - p) }, (_, k) => clients[2 * (p + k)]!.sendText({ peerUserId: clients[2 * (p + k) + 1]!.userId }, "hello")));
+    }
     const run = async (label: string, ratePerSender: number | undefined) => {
       histogram.destroy();
       histogram = latencyHistogram();

@@ -18,7 +18,7 @@ import { startMeshDeployment, type MeshDeployment } from "../test/mesh-deploymen
 import { startNodeProcess } from "../test/processes.js";
 import { benchText, type BenchOptions, type Row } from "./options.js";
 import { printTable, saveResult } from "./report.js";
-import { StreamLoad } from "./stream-load.js";
+import { processUsage, StreamLoad } from "./stream-load.js";
 
 /** Resolves when `done()` holds, checking every 50 ms; false when `timeoutMs` passed first. */
 async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -100,6 +100,8 @@ async function ours(mesh: MeshDeployment, count: number, timeoutMs: number): Pro
 
     progress("every pair has talked once; killing the gateway");
     const during = `${benchText} (during the storm)`;
+    const survivors = mesh.processes.filter((p) => p !== mesh.gateways[0]);
+    const cpuBefore = survivors.map((p) => processUsage(p.child.pid!).cpuSeconds);
     const stormAt = Date.now();
     mesh.gateways[0]!.child.kill("SIGKILL");
     const sends = Array.from({ length: pairs }, (_, p) => clients[2 * p]!.sendText({ peerUserId: userIds[2 * p + 1]! }, during).catch(() => undefined));
@@ -107,6 +109,8 @@ async function ours(mesh: MeshDeployment, count: number, timeoutMs: number): Pro
     const ticker = setInterval(() => progress(`${connectedAt.filter((t) => t > stormAt).length} reconnected, ${received.filter((r, i) => i % 2 === 1 && r.has(during)).length} of ${pairs} messages arrived`), 5000);
     await until(caughtUp, timeoutMs).finally(() => clearInterval(ticker));
     const doneAt = Date.now();
+    const cpu = survivors.map((p, i) => `${/services\/(\w+)\//.exec(p.script)?.[1] ?? p.script} ${(processUsage(p.child.pid!).cpuSeconds - cpuBefore[i]!).toFixed(1)} s`);
+    progress(`CPU used by each process from the storm until all caught up: ${cpu.join(", ")}; this load process ${(process.cpuUsage().user / 1e6).toFixed(0)} s in all`);
     if (!caughtUp() && mesh.gateways[1]!.child.exitCode !== null) progress(`the other gateway exited: ${mesh.gateways[1]!.output().slice(-3000)}`);
     await Promise.race([Promise.all(sends), new Promise((r) => setTimeout(r, 5000))]);
     const arrived = received.filter((r, i) => i % 2 === 1 && r.has(during)).length;
@@ -134,7 +138,7 @@ export async function reconnectStormBench(options: BenchOptions): Promise<Row[]>
   const rows: Row[] = [await baseline(count)];
   const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { IM_LEASE_TTL_SECONDS: "10" } });
   try {
-    rows.push(await ours(mesh, count, options.smoke || count <= 1000 ? 30_000 : 180_000));
+    rows.push(await ours(mesh, count, options.smoke ? 60_000 : 180_000));
   } finally {
     await mesh.stop();
   }

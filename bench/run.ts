@@ -1,4 +1,4 @@
-// `npm run bench -- <scenario|all> [--quick|--smoke] [--pairs N] [--connections N] [--clients N] [--members N]
+// `npm run bench -- <scenario[,scenario…]|all> [--quick|--smoke] [--pairs N] [--connections N] [--clients N] [--members N]
 // [--online N] [--seconds N] [--profile]`: runs benchmarks, prints one table each and saves it under bench/results/.
 import { parseArgs } from "node:util";
 import { authTokensBench } from "./auth-tokens.js";
@@ -53,13 +53,13 @@ const options = benchOptions(values.smoke ? "smoke" : values.quick ? "quick" : "
   profile: values.profile,
 });
 const name = positionals[0] ?? "";
-const selected = name === "all" ? Object.keys(scenarios) : [name];
+const selected = name === "all" ? Object.keys(scenarios) : name.split(",");
 const context: BenchContext = {};
 const started = Date.now();
 for (const s of selected) {
   const run = scenarios[s];
   if (run === undefined) {
-    console.error(`unknown scenario "${name}"; available: all, ${Object.keys(scenarios).join(", ")}`);
+    console.error(`unknown scenario "${s}"; available: all, ${Object.keys(scenarios).join(", ")}`);
     process.exit(2);
   }
   await run(options, context);
