@@ -19,7 +19,8 @@ import { startMeshDeployment } from "../test/mesh-deployment.js";
 import { startAllInOne } from "./deployments.js";
 import { benchText, type BenchOptions, type Row } from "./options.js";
 import { summarizeProfile } from "./profile-summary.js";
-import { latencyHistogram, printTable, saveResult } from "./report.js";
+import { Deliveries, drivePairs } from "./pair-load.js";
+import { printTable, saveResult } from "./report.js";
 import { processUsage } from "./stream-load.js";
 import type { BenchContext } from "./run.js";
 import { measureTransport } from "./transport.js";
@@ -69,7 +70,7 @@ export async function e2eOneToOneBench(options: BenchOptions, context: BenchCont
   context.oneToOne = figures;
   const t = ceiling.row;
   const table: Row[] = [
-    { system: String(t.system), mode: "-", load: "peak", pairs: ceiling.streams, "msgs/s": t["msgs/s"]!, "p50 ms": t["p50 ms"]!, "p99 ms": t["p99 ms"]!, "p999 ms": t["p999 ms"]!, "server CPU %": "-", "load CPU %": "-", "vs transport": "100 %" },
+    { system: String(t.system), mode: "-", load: "peak", pairs: ceiling.streams, "msgs/s": t["msgs/s"]!, "p50 ms": t["p50 ms"]!, "p99 ms": t["p99 ms"]!, "p999 ms": t["p999 ms"]!, "failed sends": 0, "server CPU %": "-", "load CPU %": "-", "vs transport": "100 %" },
     ...rows.map((r) => ({ system: "ours", ...r, "vs transport": `${((Number(r["msgs/s"]) / ceiling.perSecond) * 100).toFixed(1)} %` })),
   ];
   console.log(`\ne2e-1to1: ${options.pairs} pairs of SDK clients (${options.pairs * 2} clients), ${options.window} sends in flight per sender, ${options.seconds} s per load${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
@@ -123,76 +124,40 @@ function bulkClients(count: number, env: NodeJS.ProcessEnv): MakeClients {
 
 /** Pairs (2p, 2p+1): the even client sends to the odd one, peak first, then half the peak. */
 async function measureOneToOne(mode: string, urls: string[], serverPids: number[], options: BenchOptions, makeClients: MakeClients): Promise<{ rows: Row[]; figures: OneToOneFigures; peakWindow: [bigint, bigint] }> {
-  const { pairs, window, seconds } = options;
+  const { pairs } = options;
   const rows: Row[] = [];
-  const sentAt = new Map<string, bigint>();
-  let histogram = latencyHistogram();
-  let delivered = 0;
-  const clients = await makeClients(urls, (m) => {
-    const t0 = sentAt.get(m.clientMsgId);
-    if (t0 === undefined) return;
-    sentAt.delete(m.clientMsgId);
-    histogram.recordValue(Number(process.hrtime.bigint() - t0) / 1000);
-    delivered++;
-  });
+  const deliveries = new Deliveries();
+  const clients = await makeClients(urls, (m) => deliveries.delivered(m.clientMsgId));
   let peak: OneToOneFigures | undefined;
   let peakWindow: [bigint, bigint] = [0n, 0n];
   try {
     for (let i = 0; i < clients.length; i += 100) await Promise.all(clients.slice(i, i + 100).map((c) => c.connect()));
     // First contact (the peer check and the conversation's creation) happens once per pair, before measuring.
     for (let p = 0; p < pairs; p += 50) {
-      await Promise.all(Array.from({ length: Math.min(50, pairs - p) }, (_, k) => clients[2 * (p + k)]!.sendText({ peerUserId: clients[2 * (p + k) + 1]!.userId }, "hello")));
+      await Promise.all(Array.from({ length: Math.min(50, pairs - p) }, (_, k) => clients[2 * (p + k)]!.sendText({ peerUserId: clients[2 * (p + k) + 1]!.userId }, "hello").catch(() => {})));
     }
-    const run = async (label: string, ratePerSender: number | undefined) => {
-      histogram.destroy();
-      histogram = latencyHistogram();
-      delivered = 0;
-      const end = Date.now() + seconds * 1000;
-      const started = process.hrtime.bigint();
+    const run = async (label: string, ratePerSender: number | undefined): Promise<OneToOneFigures> => {
       const serverCpu = serverPids.map((pid) => processUsage(pid).cpuSeconds);
       const loadCpu = process.cpuUsage();
-      await Promise.all(
-        Array.from({ length: pairs }, async (_, p) => {
-          const from = clients[2 * p]!;
-          const to = clients[2 * p + 1]!.userId;
-          await Promise.all(
-            Array.from({ length: window }, async () => {
-              while (Date.now() < end) {
-                const id = randomUUID();
-                sentAt.set(id, process.hrtime.bigint());
-                const t = Date.now();
-                await from.sendText({ peerUserId: to }, benchText, id);
-                if (ratePerSender !== undefined) await new Promise((r) => setTimeout(r, Math.max(0, (window * 1000) / ratePerSender - (Date.now() - t))));
-              }
-            }),
-          );
-        }),
-      );
-      await new Promise((r) => setTimeout(r, 300));
-      const finished = process.hrtime.bigint();
-      const elapsed = Number(finished - started) / 1e9;
-      if (ratePerSender === undefined) peakWindow = [started, finished];
+      const measured = await drivePairs(options, deliveries, (p, id) => clients[2 * p]!.sendText({ peerUserId: clients[2 * p + 1]!.userId }, benchText, id), ratePerSender);
+      if (ratePerSender === undefined) peakWindow = [measured.started, measured.finished];
       const serverSeconds = serverPids.reduce((n, pid, i) => n + processUsage(pid).cpuSeconds - serverCpu[i]!, 0);
       const load = process.cpuUsage(loadCpu);
-      const p99 = histogram.getValueAtPercentile(99) / 1000;
+      const row = deliveries.row(measured.seconds);
       rows.push({
         mode,
         load: label,
         pairs,
-        "msgs/s": Math.round(delivered / elapsed),
-        "p50 ms": (histogram.getValueAtPercentile(50) / 1000).toFixed(1),
-        "p99 ms": p99.toFixed(1),
-        "p999 ms": (histogram.getValueAtPercentile(99.9) / 1000).toFixed(1),
-        "server CPU %": Math.round((serverSeconds / elapsed) * 100),
-        "load CPU %": Math.round(((load.user + load.system) / 1e6 / elapsed) * 100),
+        ...row,
+        "server CPU %": Math.round((serverSeconds / measured.seconds) * 100),
+        "load CPU %": Math.round(((load.user + load.system) / 1e6 / measured.seconds) * 100),
       });
-      sentAt.clear();
-      return { mode, perSecond: delivered / elapsed, p99Ms: p99 };
+      return { mode, perSecond: row["msgs/s"], p99Ms: Number(row["p99 ms"]) };
     };
     peak = await run("peak", undefined);
     await run("50% of peak", Math.max(1, peak.perSecond / 2 / pairs));
-    histogram.destroy();
   } finally {
+    deliveries.close();
     for (const c of clients) c.close();
   }
   return { rows, figures: peak, peakWindow };

@@ -10,7 +10,8 @@ import { fileURLToPath } from "node:url";
 import { freePort, waitForPort } from "../test/processes.js";
 import { e2eOneToOneBench } from "./e2e-1to1.js";
 import { benchText, type BenchOptions, type Row } from "./options.js";
-import { latencyHistogram, printTable, saveResult } from "./report.js";
+import { Deliveries, drivePairs } from "./pair-load.js";
+import { printTable, saveResult } from "./report.js";
 import type { BenchContext } from "./run.js";
 import { XmppClient } from "./xmpp-client.js";
 
@@ -81,73 +82,33 @@ async function startEjabberd(): Promise<{ port: number; stop: () => Promise<void
 
 /** Pairs of XMPP clients, the even one sending to the odd one; peak first, then half the peak. */
 async function measureEjabberd(options: BenchOptions): Promise<{ rows: Row[]; perSecond: number; p99Ms: number }> {
-  const { pairs, window, seconds } = options;
+  const { pairs } = options;
   const ejabberd = await startEjabberd();
   const clients: XmppClient[] = [];
   const rows: Row[] = [];
+  const deliveries = new Deliveries();
   try {
-    const sentAt = new Map<string, bigint>();
-    let histogram = latencyHistogram();
-    let delivered = 0;
     for (let i = 0; i < pairs * 2; i += 50) {
       await Promise.all(
         Array.from({ length: Math.min(50, pairs * 2 - i) }, async (_, k) => {
           const c = new XmppClient("127.0.0.1", ejabberd.port, "localhost", `b${randomUUID().replaceAll("-", "").slice(0, 12)}`, "bench password 1");
-          c.onMessage = (_from, id) => {
-            const t0 = sentAt.get(id);
-            if (t0 === undefined) return;
-            sentAt.delete(id);
-            histogram.recordValue(Number(process.hrtime.bigint() - t0) / 1000);
-            delivered++;
-          };
+          c.onMessage = (_from, id) => deliveries.delivered(id);
           await c.connect(true);
           clients[i + k] = c;
         }),
       );
     }
     const run = async (label: string, ratePerSender: number | undefined) => {
-      histogram.destroy();
-      histogram = latencyHistogram();
-      delivered = 0;
-      const end = Date.now() + seconds * 1000;
-      const started = process.hrtime.bigint();
-      await Promise.all(
-        Array.from({ length: pairs }, async (_, p) => {
-          const from = clients[2 * p]!;
-          const to = clients[2 * p + 1]!.jid;
-          await Promise.all(
-            Array.from({ length: window }, async () => {
-              while (Date.now() < end) {
-                const id = randomUUID();
-                sentAt.set(id, process.hrtime.bigint());
-                const t = Date.now();
-                await from.send(to, id, benchText);
-                if (ratePerSender !== undefined) await new Promise((r) => setTimeout(r, Math.max(0, (window * 1000) / ratePerSender - (Date.now() - t))));
-              }
-            }),
-          );
-        }),
-      );
-      await new Promise((r) => setTimeout(r, 300));
-      const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-      const p99 = histogram.getValueAtPercentile(99) / 1000;
-      rows.push({
-        system: "ejabberd 23.01 (XMPP)",
-        load: label,
-        pairs,
-        "msgs/s": Math.round(delivered / elapsed),
-        "p50 ms": (histogram.getValueAtPercentile(50) / 1000).toFixed(1),
-        "p99 ms": p99.toFixed(1),
-        "p999 ms": (histogram.getValueAtPercentile(99.9) / 1000).toFixed(1),
-      });
-      sentAt.clear();
-      return { perSecond: delivered / elapsed, p99Ms: p99 };
+      const measured = await drivePairs(options, deliveries, (p, id) => clients[2 * p]!.send(clients[2 * p + 1]!.jid, id, benchText), ratePerSender);
+      const row = deliveries.row(measured.seconds);
+      rows.push({ system: "ejabberd 23.01 (XMPP)", load: label, pairs, ...row });
+      return { perSecond: row["msgs/s"], p99Ms: Number(row["p99 ms"]) };
     };
     const peak = await run("peak", undefined);
     await run("50% of peak", Math.max(1, peak.perSecond / 2 / pairs));
-    histogram.destroy();
     return { rows, ...peak };
   } finally {
+    deliveries.close();
     for (const c of clients) c?.close();
     await ejabberd.stop();
   }
