@@ -48,6 +48,23 @@ function printProfile(dir: string, window: [bigint, bigint]): void {
   for (const [k, ms] of ours.slice(0, 20)) console.log(`  ${pct(ms)}  ${k}`);
 }
 
+/** Prints, from every mesh process's /metrics, how many times each RPC ran and its mean server time (whole run). */
+async function printRpcTimes(ports: number[]): Promise<void> {
+  const rpcs = new Map<string, { sum: number; count: number }>();
+  for (const port of ports) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text().catch(() => "");
+    for (const [, kind, rpc, value] of text.matchAll(/^rpc_server_duration_seconds_(sum|count)\{rpc="([^"]+)"\} (\S+)$/gm)) {
+      const e = rpcs.get(rpc!) ?? { sum: 0, count: 0 };
+      if (kind === "sum") e.sum += Number(value);
+      else e.count += Number(value);
+      rpcs.set(rpc!, e);
+    }
+  }
+  const rows = [...rpcs].filter(([rpc]) => !rpc.endsWith("/Connect")).sort((a, b) => b[1].sum - a[1].sum).slice(0, 10);
+  console.log("\nmesh mode, server time per RPC over the whole run (from each process's /metrics):");
+  printTable(rows.map(([rpc, e]) => ({ rpc, calls: e.count, "mean ms": ((e.sum / Math.max(1, e.count)) * 1000).toFixed(2), "total s": e.sum.toFixed(1) })));
+}
+
 /** `npm run bench -- e2e-1to1 [--pairs N] [--profile]`. */
 export async function e2eOneToOneBench(options: BenchOptions, context: BenchContext = {}): Promise<OneToOneFigures[]> {
   context.transport ??= await measureTransport({ streams: options.pairs, window: options.window, seconds: options.seconds });
@@ -63,7 +80,9 @@ export async function e2eOneToOneBench(options: BenchOptions, context: BenchCont
   if (process.env.IM_ETCD_ENDPOINTS) {
     const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { IM_LEASE_TTL_SECONDS: "30" } });
     const pids = mesh.processes.map((p) => p.child.pid!);
-    const m = await measureOneToOne("mesh, 2 gateways", mesh.urls, pids, options, bulkClients(options.pairs * 2, mesh.env)).finally(() => mesh.stop());
+    const m = await measureOneToOne("mesh, 2 gateways", mesh.urls, pids, options, bulkClients(options.pairs * 2, mesh.env))
+      .then(async (r) => (await printRpcTimes(mesh.processes.map((p) => p.port)), r))
+      .finally(() => mesh.stop());
     rows.push(...m.rows);
     figures.push(m.figures);
   } else console.log("e2e-1to1: IM_ETCD_ENDPOINTS is not set, so mesh mode is left out (source deploy/local/env.sh after make infra-up)");

@@ -32,6 +32,20 @@ async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
 
 const progress = (step: string) => console.error(`reconnect-storm: ${step}`);
 
+/** Sends until the server acknowledges it, retrying with the same client_msg_id (stored once) as an app would. */
+async function sendSurely(c: ImClient, to: string, text: string, deadline: number): Promise<boolean> {
+  const id = randomUUID();
+  for (;;) {
+    try {
+      await c.sendText({ peerUserId: to }, text, id);
+      return true;
+    } catch {
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 async function baseline(clients: number): Promise<Row> {
   const root = fileURLToPath(new URL("..", import.meta.url));
   const server = await startNodeProcess("bench/transport-server.ts", {}, root);
@@ -94,7 +108,7 @@ async function ours(mesh: MeshDeployment, count: number, timeoutMs: number): Pro
     const pairs = Math.floor(count / 2);
     const before = `${benchText} (before)`;
     for (let p = 0; p < pairs; p += 200) {
-      await Promise.all(Array.from({ length: Math.min(200, pairs - p) }, (_, k) => clients[2 * (p + k)]!.sendText({ peerUserId: userIds[2 * (p + k) + 1]! }, before)));
+      await Promise.all(Array.from({ length: Math.min(200, pairs - p) }, (_, k) => sendSurely(clients[2 * (p + k)]!, userIds[2 * (p + k) + 1]!, before, Date.now() + timeoutMs)));
     }
     if (!(await until(() => received.every((r, i) => i % 2 === 0 || r.has(before)), timeoutMs))) throw new Error("reconnect-storm: the messages before the storm did not all arrive");
 
@@ -104,7 +118,7 @@ async function ours(mesh: MeshDeployment, count: number, timeoutMs: number): Pro
     const cpuBefore = survivors.map((p) => processUsage(p.child.pid!).cpuSeconds);
     const stormAt = Date.now();
     mesh.gateways[0]!.child.kill("SIGKILL");
-    const sends = Array.from({ length: pairs }, (_, p) => clients[2 * p]!.sendText({ peerUserId: userIds[2 * p + 1]! }, during).catch(() => undefined));
+    const sends = Array.from({ length: pairs }, (_, p) => sendSurely(clients[2 * p]!, userIds[2 * p + 1]!, during, stormAt + timeoutMs));
     const caughtUp = () => connectedAt.every((t) => t > stormAt) && received.every((r, i) => i % 2 === 0 || r.has(during));
     const ticker = setInterval(() => progress(`${connectedAt.filter((t) => t > stormAt).length} reconnected, ${received.filter((r, i) => i % 2 === 1 && r.has(during)).length} of ${pairs} messages arrived`), 5000);
     await until(caughtUp, timeoutMs).finally(() => clearInterval(ticker));
