@@ -53,7 +53,7 @@ async function printRpcTimes(ports: number[]): Promise<void> {
   const rpcs = new Map<string, { sum: number; count: number }>();
   for (const port of ports) {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text().catch(() => "");
-    for (const [, kind, rpc, value] of text.matchAll(/^rpc_server_duration_seconds_(sum|count)\{rpc="([^"]+)"\} (\S+)$/gm)) {
+    for (const [, kind, rpc, value] of text.matchAll(/^\w*rpc_server_duration_seconds_(sum|count)\{[^}]*\brpc="([^"]+)"[^}]*\} (\S+)$/gm)) {
       const e = rpcs.get(rpc!) ?? { sum: 0, count: 0 };
       if (kind === "sum") e.sum += Number(value);
       else e.count += Number(value);

@@ -58,7 +58,9 @@ async function startEjabberd(): Promise<{ port: number; stop: () => Promise<void
   mkdirSync(`${dir}logs`, { recursive: true });
   writeFileSync(`${dir}ejabberd.yml`, config(port));
   // ejabberdctl reads its own settings file, which would otherwise point at /etc/ejabberd/ejabberd.yml.
-  writeFileSync(`${dir}ejabberdctl.cfg`, `EJABBERD_CONFIG_PATH=${dir}ejabberd.yml\n`);
+  // It is sourced again after su to the ejabberd user, whose soft descriptor limit would be 1024 (too few for 1,000
+  // clients: accept fails with "too many open files" and mnesia stops).
+  writeFileSync(`${dir}ejabberdctl.cfg`, `EJABBERD_CONFIG_PATH=${dir}ejabberd.yml\nulimit -n "$(ulimit -Hn)"\n`);
   copyFileSync("/etc/ejabberd/inetrc", `${dir}inetrc`);
   // ejabberdctl runs the server as the ejabberd user when started by root.
   const owner = spawnSync("id", ["-u", "ejabberd"]).stdout.toString().trim();

@@ -59,7 +59,7 @@ class StanzaSplitter {
 export class XmppClient {
   private socket!: net.Socket;
   private readonly splitter = new StanzaSplitter();
-  private waiters: { match: (s: string) => boolean; resolve: (s: string) => void }[] = [];
+  private waiters: { match: (s: string) => boolean; resolve: (s: string) => void; reject: (e: Error) => void }[] = [];
   /** Stanzas received since stream management was enabled (what we acknowledge). */
   private inbound = 0;
   /** Stanzas sent since stream management was enabled, and how many the server has acknowledged. */
@@ -91,7 +91,7 @@ export class XmppClient {
   }
 
   private expect(match: (s: string) => boolean): Promise<string> {
-    return new Promise((resolve) => this.waiters.push({ match, resolve }));
+    return new Promise((resolve, reject) => this.waiters.push({ match, resolve, reject }));
   }
 
   private onStanza(s: string): void {
@@ -133,6 +133,10 @@ export class XmppClient {
     this.socket.setEncoding("utf8");
     this.socket.on("data", (d: string) => {
       for (const s of this.splitter.push(d)) this.onStanza(s);
+    });
+    // A server that goes away fails whatever is waiting for it, instead of leaving it pending forever.
+    this.socket.on("close", () => {
+      for (const w of this.waiters.splice(0)) w.reject(new Error(`the XMPP connection of ${this.username} closed`));
     });
     await new Promise<void>((resolve, reject) => this.socket.once("connect", resolve).once("error", reject));
     await this.openStream();
