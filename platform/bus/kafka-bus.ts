@@ -215,9 +215,18 @@ export class KafkaBus implements Bus {
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     if (options.fromBeginning === false) {
-      await this.startGroupAtEnd(options.groupId, options.topic).catch((err: unknown) => {
-        throw toUnavailable(`positioning ${options.groupId} at the end of ${options.topic}`, err);
-      });
+      // The admin calls are not retried by kafkajs; a fresh broker answers NOT_COORDINATOR while it loads offsets.
+      const deadline = Date.now() + (this.options.joinTimeoutMs ?? 30_000);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.startGroupAtEnd(options.groupId, options.topic);
+          break;
+        } catch (err) {
+          const retriable = err instanceof KafkaJSError && err.retriable;
+          if (!retriable || Date.now() >= deadline) throw toUnavailable(`positioning ${options.groupId} at the end of ${options.topic}`, err);
+          await new Promise((r) => setTimeout(r, 100 + retryDelayMs(attempt)));
+        }
+      }
     }
     const consumer: Consumer = this.kafka.consumer({
       groupId: options.groupId,
