@@ -29,7 +29,7 @@ import { measureTransport } from "./transport.js";
 export interface OneToOneFigures {
   readonly mode: string;
   readonly perSecond: number;
-  readonly p99Ms: number;
+  readonly row: ReturnType<Deliveries["row"]>;
 }
 
 /** Prints the largest self-time costs of the profiled all-in-one process during the peak load. */
@@ -171,7 +171,7 @@ async function measureOneToOne(mode: string, urls: string[], serverPids: number[
         "server CPU %": Math.round((serverSeconds / measured.seconds) * 100),
         "load CPU %": Math.round(((load.user + load.system) / 1e6 / measured.seconds) * 100),
       });
-      return { mode, perSecond: row["msgs/s"], p99Ms: Number(row["p99 ms"]) };
+      return { mode, perSecond: row["msgs/s"], row };
     };
     peak = await run("peak", undefined);
     await run("50% of peak", Math.max(1, peak.perSecond / 2 / pairs));

@@ -49,8 +49,8 @@ modules:
   mod_ping: {}
 `;
 
-/** A private ejabberd on a free port, its state in .run/; stop() stops it and removes that state. */
-async function startEjabberd(): Promise<{ port: number; stop: () => Promise<void> }> {
+/** A private ejabberd on a free port, its state in .run/; stop() stops it and removes that state unless asked to keep it. */
+async function startEjabberd(): Promise<{ port: number; stop: (keepLogs: boolean) => Promise<void> }> {
   if (!existsSync(ctl)) throw new Error("ejabberd is not installed: apt-get install -y ejabberd (the ejabberd scenario compares with it)");
   const port = await freePort();
   const dir = fileURLToPath(new URL(`../.run/bench-ejabberd-${port}/`, import.meta.url));
@@ -58,26 +58,30 @@ async function startEjabberd(): Promise<{ port: number; stop: () => Promise<void
   mkdirSync(`${dir}logs`, { recursive: true });
   writeFileSync(`${dir}ejabberd.yml`, config(port));
   // ejabberdctl reads its own settings file, which would otherwise point at /etc/ejabberd/ejabberd.yml.
-  // It is sourced again after su to the ejabberd user, whose soft descriptor limit would be 1024 (too few for 1,000
-  // clients: accept fails with "too many open files" and mnesia stops).
-  writeFileSync(`${dir}ejabberdctl.cfg`, `EJABBERD_CONFIG_PATH=${dir}ejabberd.yml\nulimit -n "$(ulimit -Hn)"\n`);
+  writeFileSync(`${dir}ejabberdctl.cfg`, `EJABBERD_CONFIG_PATH=${dir}ejabberd.yml\n`);
   copyFileSync("/etc/ejabberd/inetrc", `${dir}inetrc`);
-  // ejabberdctl runs the server as the ejabberd user when started by root.
-  const owner = spawnSync("id", ["-u", "ejabberd"]).stdout.toString().trim();
-  const group = spawnSync("id", ["-g", "ejabberd"]).stdout.toString().trim();
-  if (process.getuid?.() === 0 && owner) for (const p of [dir, `${dir}spool`, `${dir}logs`, `${dir}ejabberd.yml`, `${dir}ejabberdctl.cfg`, `${dir}inetrc`]) chownSync(p, Number(owner), Number(group));
+  // Started by root, ejabberdctl would su to the ejabberd user, and su's pam_limits sets the descriptor limit back to
+  // 1024 (1,000 clients then fail with "too many open files" and mnesia stops), so root starts it as that user itself.
+  const asUser: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {};
+  if (process.getuid?.() === 0) {
+    const uid = Number(spawnSync("id", ["-u", "ejabberd"]).stdout.toString().trim());
+    const gid = Number(spawnSync("id", ["-g", "ejabberd"]).stdout.toString().trim());
+    for (const p of [dir, `${dir}spool`, `${dir}logs`, `${dir}ejabberd.yml`, `${dir}ejabberdctl.cfg`, `${dir}inetrc`]) chownSync(p, uid, gid);
+    Object.assign(asUser, { uid, gid, env: { ...process.env, HOME: "/var/lib/ejabberd", USER: "ejabberd", LOGNAME: "ejabberd" } });
+  }
   const args = ["--config-dir", dir, "--spool", `${dir}spool`, "--logs", `${dir}logs`, "--node", `bench${port}@localhost`];
-  const server = spawn(ctl, [...args, "foreground"], { cwd: dir, stdio: ["ignore", "ignore", "inherit"], detached: true });
+  const server = spawn(ctl, [...args, "foreground"], { cwd: dir, stdio: ["ignore", "ignore", "inherit"], detached: true, ...asUser });
   const exited = new Promise<void>((r) => server.once("exit", () => r()));
   await waitForPort(port, 60_000);
   return {
     port,
-    stop: async () => {
-      spawnSync(ctl, [...args, "stop"], { cwd: dir, stdio: "ignore", timeout: 30_000 });
+    stop: async (keepLogs) => {
+      spawnSync(ctl, [...args, "stop"], { cwd: dir, stdio: "ignore", timeout: 30_000, ...asUser });
       await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
       // What ejabberdctl started runs in the process group of the process we spawned.
       if (server.exitCode === null) process.kill(-server.pid!, "SIGKILL");
-      rmSync(dir, { recursive: true, force: true });
+      if (keepLogs) console.error(`ejabberd's logs are kept in ${dir}logs`);
+      else rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -89,6 +93,7 @@ async function measureEjabberd(options: BenchOptions): Promise<{ rows: Row[]; pe
   const clients: XmppClient[] = [];
   const rows: Row[] = [];
   const deliveries = new Deliveries();
+  let failed = true;
   try {
     for (let i = 0; i < pairs * 2; i += 50) {
       await Promise.all(
@@ -108,11 +113,12 @@ async function measureEjabberd(options: BenchOptions): Promise<{ rows: Row[]; pe
     };
     const peak = await run("peak", undefined);
     await run("50% of peak", Math.max(1, peak.perSecond / 2 / pairs));
+    failed = false;
     return { rows, ...peak };
   } finally {
     deliveries.close();
     for (const c of clients) c?.close();
-    await ejabberd.stop();
+    await ejabberd.stop(failed);
   }
 }
 
@@ -127,10 +133,7 @@ export async function ejabberdBench(options: BenchOptions, context: BenchContext
       system: `ours (${o.mode})`,
       load: "peak",
       pairs: options.pairs,
-      "msgs/s": Math.round(o.perSecond),
-      "p50 ms": "-",
-      "p99 ms": o.p99Ms.toFixed(1),
-      "p999 ms": "-",
+      ...o.row,
       "ours/ejabberd": `${(o.perSecond / theirs.perSecond).toFixed(2)}×`,
     })),
   ];

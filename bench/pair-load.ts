@@ -47,7 +47,7 @@ export class Deliveries {
 
 /**
  * Each of `pairs` senders keeps `window` sends in flight for `seconds` (paced to `ratePerSender` messages/s when
- * given), then waits 300 ms for the last deliveries; resolves with the measured interval in hrtime ns.
+ * given, spread evenly), then waits 300 ms for the last deliveries; resolves with the measured interval in hrtime ns.
  */
 export async function drivePairs(
   options: { pairs: number; window: number; seconds: number },
@@ -62,6 +62,8 @@ export async function drivePairs(
     Array.from({ length: options.pairs }, (_, p) =>
       Promise.all(
         Array.from({ length: options.window }, async () => {
+          // Paced slots start at random points of their period, so the load is even instead of bursts of every slot.
+          if (ratePerSender !== undefined) await new Promise((r) => setTimeout(r, Math.random() * ((options.window * 1000) / ratePerSender)));
           while (Date.now() < end) {
             const id = randomUUID();
             deliveries.sent(id);
