@@ -56,7 +56,7 @@ async function baseline(clients: number): Promise<Row> {
     await load.open(tokens);
     const storm = await load.storm(tokens);
     progress(`baseline: ${storm.welcomed} streams back in ${Math.round(storm.ms)} ms`);
-    return { system: "transport (bare connect-node)", clients, reconnected: storm.welcomed, "all caught up ms": Math.round(storm.ms), "messages sent": 0, lost: 0, duplicates: 0 };
+    return { system: "transport (bare connect-node)", clients, reconnected: storm.welcomed, "all caught up ms": Math.round(storm.ms), "messages sent": 0, "not acknowledged": 0, arrived: 0, lost: 0, duplicates: 0 };
   } finally {
     await load.stop();
     server.child.kill("SIGTERM");
@@ -126,15 +126,20 @@ async function ours(mesh: MeshDeployment, count: number, timeoutMs: number): Pro
     const cpu = survivors.map((p, i) => `${/services\/(\w+)\//.exec(p.script)?.[1] ?? p.script} ${(processUsage(p.child.pid!).cpuSeconds - cpuBefore[i]!).toFixed(1)} s`);
     progress(`CPU used by each process from the storm until all caught up: ${cpu.join(", ")}; this load process ${(process.cpuUsage().user / 1e6).toFixed(0)} s in all`);
     if (!caughtUp() && mesh.gateways[1]!.child.exitCode !== null) progress(`the other gateway exited: ${mesh.gateways[1]!.output().slice(-3000)}`);
-    await Promise.race([Promise.all(sends), new Promise((r) => setTimeout(r, 5000))]);
-    const arrived = received.filter((r, i) => i % 2 === 1 && r.has(during)).length;
+    const acked = await Promise.race([Promise.all(sends), new Promise<boolean[]>((r) => setTimeout(() => r([]), 5000))]);
+    const arrivedTo = received.map((r, i) => i % 2 === 1 && r.has(during));
+    const arrived = arrivedTo.filter(Boolean).length;
+    // Lost: the server acknowledged the send, and the receiver, connected, never got it.
+    const lost = acked.filter((ok, p) => ok && !arrivedTo[2 * p + 1]).length;
     return {
       system: "ours (SDK, mesh, gateway SIGKILLed)",
       clients: count,
       reconnected: connectedAt.filter((t) => t > stormAt).length,
       "all caught up ms": caughtUp() ? doneAt - stormAt : `not within ${timeoutMs / 1000} s`,
       "messages sent": pairs,
-      lost: pairs - arrived,
+      "not acknowledged": acked.length === 0 ? "unknown" : acked.filter((ok) => !ok).length,
+      arrived,
+      lost,
       duplicates: received.reduce((n, r) => n + [...r.values()].reduce((k, v) => k + v - 1, 0), 0),
     };
   } finally {

@@ -21,6 +21,15 @@ export function routeKey(appId: string, userId: string, deviceId: string): strin
   return `${prefix}${appId}/${userId}/${encodeURIComponent(deviceId)}`;
 }
 
+/**
+ * The user's connected devices read from the registry now, for a check that must not miss a route written a moment
+ * ago (the watch-fed RouteTable may lag behind).
+ */
+export async function readRoutes(registry: Registry, appId: string, userId: string): Promise<Route[]> {
+  const entries = await registry.list(`${prefix}${appId}/${userId}/`);
+  return [...entries].flatMap(([key, value]) => decodeRoute(key, value) ?? []);
+}
+
 /** The value stored under a route key. */
 export function encodeRoute(route: Route): string {
   return JSON.stringify({ gatewayId: route.gatewayId, since: route.since });

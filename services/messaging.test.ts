@@ -3,11 +3,12 @@
 // streams, sends, offline delivery, dedup, kicks, read state, edits, and the errors bad input gets.
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
 import { AuthAdminService, AuthService, Platform } from "../gen/im/auth/v1/auth_pb.js";
-import { MessageFlag, MsgService, SendMessageRequestSchema, type Message } from "../gen/im/msg/v1/msg_pb.js";
+import { ConversationType, MessageFlag, MessageSchema, MsgService, OfflineDeliverySchema, SendMessageRequestSchema, type Message } from "../gen/im/msg/v1/msg_pb.js";
 import { ImClient, SendError } from "../client/im-client.js";
 import { demo } from "../platform/store/demo-data.js";
 import { eventually } from "../test/eventually.js";
@@ -210,6 +211,50 @@ describe("1:1 messaging, all-in-one", function () {
     });
     const url = running.process.server.url;
     return { urls: [url], admin: { url, token: adminToken }, stop: () => running.stop() };
+  });
+});
+
+describe("offline inbox entries for a device that connected meanwhile, all-in-one", function () {
+  this.timeout(30_000);
+  let running: RunningProcess;
+  const clients: ImClient[] = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await running?.stop();
+  });
+
+  it("pushes an entry written after the device fetched its inbox, once", async () => {
+    running = await startProcess({ mode: "all-in-one", name: "all-in-one", modules: allModules, port: 0, env: { IM_LOG_LEVEL: "silent" } });
+    const url = running.process.server.url;
+    const inbox: Message[] = [];
+    const deviceId = randomUUID();
+    const b = new ImClient({ baseUrl: url, apiKey: demo.apiKey, deviceId }, { message: (m) => inbox.push(m) });
+    clients.push(b);
+    await b.login("bob", demo.password);
+    await b.connect();
+    const a = new ImClient({ baseUrl: url, apiKey: demo.apiKey, deviceId: randomUUID() });
+    clients.push(a);
+    await a.login("alice", demo.password);
+    await a.connect();
+    const first = await a.sendText({ peerUserId: bob.id }, "before");
+    await eventually("bob has alice's first message", () => inbox.length === 1);
+    // What a msg instance does when its route table still showed bob's device on a gateway it had left: the push
+    // failed, so the message went to offline_msg, and it reaches the inbox after bob's new stream fetched it.
+    const late = create(MessageSchema, {
+      conversationId: first.conversationId,
+      seq: first.seq + 1n,
+      msgId: randomUUID(),
+      clientMsgId: randomUUID(),
+      senderId: alice.id,
+      senderDeviceId: "phone",
+      content: { kind: { case: "text", value: { text: "routed to a gateway bob had left" } } },
+      createdAt: timestampNow(),
+      conversationType: ConversationType.SINGLE,
+    });
+    await running.runtime.bus.publish("offline_msg", [{ key: bob.id, value: toBinary(OfflineDeliverySchema, create(OfflineDeliverySchema, { appId: demo.appId, userId: bob.id, message: late })) }]);
+    await eventually("bob, connected, gets the entry written to his inbox", () => inbox.some((m) => m.msgId === late.msgId));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(inbox.filter((m) => m.msgId === late.msgId)).to.have.length(1);
   });
 });
 

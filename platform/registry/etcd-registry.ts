@@ -56,6 +56,14 @@ export class EtcdRegistry implements Registry {
     }
   }
 
+  async list(prefix: string): Promise<Map<string, string>> {
+    try {
+      return new Map(Object.entries(await this.client.getAll().prefix(prefix).strings()));
+    } catch (err) {
+      throw unavailable(`listing ${prefix}`, err);
+    }
+  }
+
   async register(instance: ServiceInstance, options: RegisterOptions = {}): Promise<Registration> {
     const key = instanceKey(instance.service, instance.instanceId);
     const value = encodeInstance(instance);

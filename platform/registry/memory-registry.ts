@@ -120,6 +120,10 @@ export class MemoryRegistry implements Registry {
     return this.store.get(key)?.value;
   }
 
+  async list(prefix: string): Promise<Map<string, string>> {
+    return new Map([...this.store].filter(([key]) => key.startsWith(prefix)).map(([key, { value }]) => [key, value]));
+  }
+
   async watch(prefix: string): Promise<PrefixView> {
     const state = new ViewState();
     const view = { prefix, state };

@@ -120,6 +120,20 @@ export function registryContract(harness: RegistryHarness): void {
     expect(await registry.get(key)).to.equal(undefined);
   });
 
+  it("lists the keys under a prefix as written, without the keys beside it", async () => {
+    const a = await registry.register(instance("a"));
+    const prefix = `/im/routes/test/${service}/carol/`;
+    expect(await registry.list(prefix)).to.deep.equal(new Map());
+    await a.put(`${prefix}phone`, "gw-1");
+    await a.put(`${prefix}laptop`, "gw-2");
+    await a.put(`/im/routes/test/${service}/carola/phone`, "gw-3");
+    expect(await registry.list(prefix)).to.deep.equal(new Map([[`${prefix}laptop`, "gw-2"], [`${prefix}phone`, "gw-1"]]));
+    await a.delete(`${prefix}phone`, "gw-1");
+    expect([...(await registry.list(prefix)).keys()]).to.deep.equal([`${prefix}laptop`]);
+    await a.revoke();
+    expect(await registry.list(prefix), "keys go with their lease").to.deep.equal(new Map());
+  });
+
   it("stops notifying a closed view", async () => {
     const view = await registry.watch(`/im/services/${service}/`);
     let events = 0;

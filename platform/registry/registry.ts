@@ -62,6 +62,8 @@ export interface Registry {
   watch(prefix: string): Promise<PrefixView>;
   /** Reads one key (undefined when absent). */
   get(key: string): Promise<string | undefined>;
+  /** Reads every key under a prefix now (a linearizable read, unlike a view, which may lag behind writes). */
+  list(prefix: string): Promise<Map<string, string>>;
   close(): Promise<void>;
 }
 

@@ -25,7 +25,7 @@ export const gatewayModule: ServiceModule = {
     rt.onStop(async () => presence.close());
     const typing = new TypingRelay({
       clients: rt.clients,
-      delivery: new Delivery({ routes, clients: rt.clients, bus: rt.bus, logger: rt.logger }),
+      delivery: new Delivery({ routes, registry: rt.registry, clients: rt.clients, bus: rt.bus, logger: rt.logger }),
       maxGroupMembers: rt.config.typingMaxMembers,
     });
     const { gateway, push, drain } = createGatewayServices({

@@ -2,9 +2,10 @@ import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { PushService, ServerFrameSchema, type DeliverySchema } from "../../gen/im/gateway/v1/gateway_pb.js";
 import { OfflineDeliverySchema, type Message } from "../../gen/im/msg/v1/msg_pb.js";
-import type { RouteTable } from "../../mesh/routes.js";
+import { readRoutes, type RouteTable } from "../../mesh/routes.js";
 import type { MeshClients } from "../../mesh/service-client.js";
 import type { Bus } from "../../platform/bus/bus.js";
+import type { Registry } from "../../platform/registry/registry.js";
 
 /** A frame for some users, except one device (the sender's own, which already has its send result). */
 export interface Outgoing {
@@ -35,7 +36,7 @@ export class Delivery {
   private scheduled = false;
 
   constructor(
-    private readonly deps: { routes: RouteTable; clients: MeshClients; bus: Bus; logger: Logger },
+    private readonly deps: { routes: RouteTable; registry: Registry; clients: MeshClients; bus: Bus; logger: Logger },
   ) {}
 
   /** Queues the frame; it is handed to the gateways' batches on the next tick (delivery itself is asynchronous). */
@@ -68,6 +69,37 @@ export class Delivery {
     const late = await this.pushAll(batches);
     await Promise.all([...offline, ...late]);
     return { pushedDevices, offlineUsers };
+  }
+
+  /**
+   * Pushes offline inbox entries, just written, to their users' devices that are connected now. Such a device
+   * fetched its inbox before the entries were written (it connected while they were on their way, and the route
+   * table that routed them may still show its previous gateway), so without this it would miss them until its next
+   * connection. Routes are read from the registry after the write, never from the table. Best effort: what is not
+   * pushed stays in the inbox; a device that gets an entry twice drops the copy by its seq.
+   */
+  async pushInboxed(items: readonly { appId: string; userId: string; message: Message }[]): Promise<number> {
+    const byUser = new Map<string, { appId: string; userId: string; messages: Message[] }>();
+    for (const item of items) {
+      const key = `${item.appId}/${item.userId}`;
+      let user = byUser.get(key);
+      if (user === undefined) byUser.set(key, (user = { appId: item.appId, userId: item.userId, messages: [] }));
+      user.messages.push(item.message);
+    }
+    const batches: GatewayBatches = new Map();
+    let devices = 0;
+    await Promise.all(
+      [...byUser.values()].map(async ({ appId, userId, messages }) => {
+        for (const route of await readRoutes(this.deps.registry, appId, userId)) {
+          let batch = batches.get(route.gatewayId);
+          if (batch === undefined) batches.set(route.gatewayId, (batch = { deliveries: [], offline: new Map() }));
+          for (const message of messages) batch.deliveries.push({ devices: [{ appId, userId, deviceId: route.deviceId }], frame: messageFrame(message) });
+          devices++;
+        }
+      }),
+    );
+    if (devices > 0) await this.pushAll(batches);
+    return devices;
   }
 
   /** Adds the frame to its gateways' batches; returns the users with no device online, for the offline inbox. */
@@ -120,7 +152,7 @@ export class Delivery {
             notConnected.push(...res.notConnected);
           }
         } catch (err) {
-          this.deps.logger.warn({ gatewayId, err: String(err) }, "push failed; the messages go to the offline inbox");
+          this.deps.logger.warn({ gatewayId, err: String(err) }, "push failed; the messages wait in the offline inbox");
           notConnected = batch.deliveries.flatMap((d) => d.devices ?? []).map((d) => ({ appId: d.appId ?? "", userId: d.userId ?? "", deviceId: d.deviceId ?? "" }));
         }
         const missed = new Set(notConnected.map((d) => `${d.userId}/${d.deviceId}/`));

@@ -15,7 +15,7 @@ export async function openDelivery(rt: Runtime): Promise<{ store: MessageStore; 
   const store = rt.store.kind === "sql" ? new SqlMessageStore(rt.store.db) : new MemoryMessageStore(rt.store.tables);
   const routes = await RouteTable.open(rt.registry);
   rt.onStop(() => routes.close());
-  return { store, delivery: new Delivery({ routes, clients: rt.clients, bus: rt.bus, logger: rt.logger }) };
+  return { store, delivery: new Delivery({ routes, registry: rt.registry, clients: rt.clients, bus: rt.bus, logger: rt.logger }) };
 }
 
 /**
@@ -27,7 +27,7 @@ export const msgModule: ServiceModule = {
   async build(rt) {
     const { store, delivery } = await openDelivery(rt);
     const services = createMsgServices({ store, kv: rt.kv, sequencer: new Sequencer(rt.kv, store), delivery, clients: rt.clients, bus: rt.bus, editWindowMs: rt.config.msgEditWindowSeconds * 1000 });
-    const writeOffline = createOfflineWriter(store);
+    const writeOffline = createOfflineWriter(store, delivery, rt.logger);
     const subscription = await rt.bus.subscribe({
       groupId: "msg-offline-inbox",
       topic: "offline_msg",

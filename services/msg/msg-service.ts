@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { Logger } from "pino";
 import {
   ConversationType,
   GroupMessageRecordSchema,
@@ -472,14 +473,20 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
   return { msg, internal };
 }
 
-/** Writes `offline_msg` records into the offline inbox (the consumer's handler): a batch at a time, idempotently. */
-export function createOfflineWriter(store: MessageStore): (records: readonly { value: Uint8Array; timestamp: number }[]) => Promise<void> {
+/**
+ * Writes `offline_msg` records into the offline inbox (the consumer's handler), a batch at a time and idempotently,
+ * then pushes them to any of their devices that connected meanwhile (see Delivery.pushInboxed).
+ */
+export function createOfflineWriter(store: MessageStore, delivery: Delivery, logger: Logger): (records: readonly { value: Uint8Array; timestamp: number }[]) => Promise<void> {
   return async (records) => {
-    const entries = records.map((r) => {
-      const d = fromBinary(OfflineDeliverySchema, r.value);
+    const deliveries = records.map((r) => ({ record: r, delivery: fromBinary(OfflineDeliverySchema, r.value) }));
+    const entries = deliveries.map(({ record, delivery: d }) => {
       const m = d.message!;
-      return { appId: d.appId, userId: d.userId, conversationId: m.conversationId, seq: Number(m.seq), msgId: m.msgId, payload: toBinary(MessageSchema, m), createdAt: m.createdAt ? timestampDate(m.createdAt) : new Date(r.timestamp) };
+      return { appId: d.appId, userId: d.userId, conversationId: m.conversationId, seq: Number(m.seq), msgId: m.msgId, payload: toBinary(MessageSchema, m), createdAt: m.createdAt ? timestampDate(m.createdAt) : new Date(record.timestamp) };
     });
     await store.storeOffline(entries);
+    await delivery.pushInboxed(deliveries.map(({ delivery: d }) => ({ appId: d.appId, userId: d.userId, message: d.message! }))).catch((err: unknown) =>
+      logger.warn({ err: String(err) }, "pushing inbox entries to reconnected devices failed; they wait for the next connection"),
+    );
   };
 }
