@@ -14,7 +14,7 @@ import { latencyHistogram, printTable, saveResult } from "./report.js";
 
 /** Runs the scenario; `smoke` makes it a few seconds long for CI (figures then mean little). */
 export async function meshClientBench(options: { smoke: boolean; quick: boolean }): Promise<void> {
-  const calls = options.smoke ? 400 : options.quick ? 3_000 : 20_000;
+  const calls = options.smoke ? 400 : options.quick ? 1_500 : 20_000;
   const secret = randomBytes(32).toString("base64url");
   const root = fileURLToPath(new URL("..", import.meta.url));
   const server = spawn(process.execPath, ["--import", "tsx", "bench/echo-server.ts"], {

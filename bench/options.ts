@@ -31,7 +31,7 @@ export interface BenchOptions {
 export function benchOptions(size: "full" | "quick" | "smoke", overrides: Partial<BenchOptions> = {}): BenchOptions {
   const base: Record<typeof size, BenchOptions> = {
     full: { smoke: false, quick: false, pairs: 500, window: 4, seconds: 8, connections: 20_000, stormClients: 10_000, groupMembers: 10_000, groupOnline: 1_000, profile: false },
-    quick: { smoke: false, quick: true, pairs: 100, window: 4, seconds: 3, connections: 3_000, stormClients: 1_000, groupMembers: 2_000, groupOnline: 200, profile: false },
+    quick: { smoke: false, quick: true, pairs: 100, window: 4, seconds: 3, connections: 2_000, stormClients: 600, groupMembers: 2_000, groupOnline: 200, profile: false },
     smoke: { smoke: true, quick: false, pairs: 2, window: 2, seconds: 1, connections: 50, stormClients: 20, groupMembers: 200, groupOnline: 20, profile: false },
   };
   return { ...base[size], ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };

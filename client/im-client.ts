@@ -77,6 +77,7 @@ export class ImClient {
   private urls: string[];
   private urlIndex = 0;
   private transport: Transport;
+  private readonly transports = new Map<string, Transport>();
   private auth: Client<typeof AuthService>;
   private msg: Client<typeof MsgService>;
   private group: Client<typeof GroupService>;
@@ -97,6 +98,7 @@ export class ImClient {
   ) {
     this.urls = [options.baseUrl, ...(options.fallbackUrls ?? [])];
     this.transport = transportTo(options.baseUrl);
+    this.transports.set(options.baseUrl, this.transport);
     this.auth = createClient(AuthService, this.transport);
     this.msg = createClient(MsgService, this.transport);
     this.group = createClient(GroupService, this.transport);
@@ -111,7 +113,11 @@ export class ImClient {
   }
 
   private useUrl(url: string): void {
-    this.transport = transportTo(url);
+    // One transport (one HTTP/2 session) per URL, reused: a new one per reconnect attempt would leave the earlier
+    // sessions open, and a client cycling through its URLs would hold ever more connections on both sides.
+    let transport = this.transports.get(url);
+    if (transport === undefined) this.transports.set(url, (transport = transportTo(url)));
+    this.transport = transport;
     this.auth = createClient(AuthService, this.transport);
     this.msg = createClient(MsgService, this.transport);
     this.group = createClient(GroupService, this.transport);

@@ -73,9 +73,16 @@ export async function startMeshDeployment(options: { gateways?: number; redisDb?
     await Promise.all(processes.map((p) => p.exited));
     await database.drop();
   };
+  // Every start is awaited before a failure is thrown, so that stop() also ends the processes still starting then.
+  const all = async <T>(starts: Promise<T>[]): Promise<T[]> => {
+    const settled = await Promise.allSettled(starts);
+    const failed = settled.find((s) => s.status === "rejected");
+    if (failed) throw failed.reason;
+    return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+  };
   try {
-    const [auth, , , , fanout] = await Promise.all([start("auth"), start("user"), start("msg"), start("group"), start("fanout")]);
-    const gateways = await Promise.all(Array.from({ length: options.gateways ?? 1 }, () => start("gateway")));
+    const [auth, , , , fanout] = (await all([start("auth"), start("user"), start("msg"), start("group"), start("fanout")])) as [NodeProcess, NodeProcess, NodeProcess, NodeProcess, NodeProcess];
+    const gateways = await all(Array.from({ length: options.gateways ?? 1 }, () => start("gateway")));
     return { urls: gateways.map((g) => `http://127.0.0.1:${g.port}`), gateways, processes, authUrl: `http://127.0.0.1:${auth.port}`, fanout, start, env, stop };
   } catch (err) {
     await stop();
