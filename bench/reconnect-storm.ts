@@ -155,7 +155,8 @@ export async function reconnectStormBench(options: BenchOptions): Promise<Row[]>
   }
   const count = options.stormClients;
   const rows: Row[] = [await baseline(count)];
-  const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { IM_LEASE_TTL_SECONDS: "10" } });
+  // The production lease TTL (90 s): the survivor must keep its lease through the storm, as it would in production.
+  const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { IM_LEASE_TTL_SECONDS: "90" } });
   try {
     rows.push(await ours(mesh, count, options.smoke ? 60_000 : 180_000));
   } finally {

@@ -1,4 +1,4 @@
-import { Etcd3, EtcdError, type Lease, type Namespace, type Watcher } from "etcd3";
+import { Etcd3, EtcdError, EtcdLeaseInvalidError, type Lease, type Namespace, type Watcher } from "etcd3";
 import { UnavailableError } from "../errors.js";
 import {
   encodeInstance,
@@ -19,6 +19,9 @@ export interface EtcdRegistryOptions {
   /** A key prefix isolating this deployment (or test) from others sharing the etcd cluster. */
   readonly namespace?: string;
 }
+
+/** How long a put on an expired lease waits for the recovery's new lease before it fails. */
+const leaseRecoveryWaitMs = 5_000;
 
 function unavailable(what: string, err: unknown): unknown {
   if (err instanceof EtcdError || (err instanceof Error && /deadline|unavailable|ECONNREFUSED|No connection/i.test(err.message))) {
@@ -122,8 +125,14 @@ export class EtcdRegistry implements Registry {
         try {
           await lease!.put(k).value(v);
         } catch (err) {
-          // A lease lost meanwhile is being recovered, and recovery puts every attached key again.
-          throw unavailable(`putting ${k}`, err);
+          if (!(err instanceof EtcdLeaseInvalidError)) throw unavailable(`putting ${k}`, err);
+          // The lease expired before its loss was noticed (a keep-alive came too late): a caller waits for the new
+          // lease of the recovery (bounded) and puts the key on it, rather than failing.
+          const recovered = await Promise.race([recover().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), leaseRecoveryWaitMs).unref())]);
+          if (!recovered) throw unavailable(`putting ${k}`, err);
+          await lease!.put(k).value(v).catch((again: unknown) => {
+            throw unavailable(`putting ${k}`, again);
+          });
         }
       },
       delete: async (k, ifValue) => {

@@ -96,6 +96,20 @@ export function registryContract(harness: RegistryHarness): void {
     await reg.revoke();
   });
 
+  it("puts a key on the new lease when the lease ended before the registration noticed", async function () {
+    this.timeout(20_000);
+    const reg = await registry.register(instance("late"), { ttlSeconds: 30 });
+    const before = reg.leaseId();
+    await harness.revokeLease(registry, before);
+    const key = `/im/routes/${service}/erin/phone`;
+    await reg.put(key, "late");
+    expect(reg.leaseId()).to.not.equal(before);
+    expect(await registry.get(key)).to.equal("late");
+    expect(await registry.get(instanceKey(service, "late")), "the instance key is back too").to.not.equal(undefined);
+    await reg.revoke();
+    expect(await registry.get(key), "the key is on the current lease").to.equal(undefined);
+  });
+
   it("misses nothing written while a watch starts (list, then watch from the next revision)", async () => {
     const reg = await registry.register(instance("busy"));
     const prefix = `/im/routes/${service}/`;
