@@ -2,7 +2,7 @@ import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { PushService, ServerFrameSchema, type DeliverySchema } from "../../gen/im/gateway/v1/gateway_pb.js";
 import { OfflineDeliverySchema, type Message } from "../../gen/im/msg/v1/msg_pb.js";
-import { readRoutes, type RouteTable } from "../../mesh/routes.js";
+import { readRoutes, type Route, type RouteTable } from "../../mesh/routes.js";
 import type { MeshClients } from "../../mesh/service-client.js";
 import type { Bus } from "../../platform/bus/bus.js";
 import type { Registry } from "../../platform/registry/registry.js";
@@ -78,35 +78,24 @@ export class Delivery {
    * connection. Routes are read from the registry after the write, never from the table. Best effort: what is not
    * pushed stays in the inbox; a device that gets an entry twice drops the copy by its seq.
    */
-  async pushInboxed(items: readonly { appId: string; userId: string; message: Message }[]): Promise<number> {
-    const byUser = new Map<string, { appId: string; userId: string; messages: Message[] }>();
-    for (const item of items) {
-      const key = `${item.appId}/${item.userId}`;
-      let user = byUser.get(key);
-      if (user === undefined) byUser.set(key, (user = { appId: item.appId, userId: item.userId, messages: [] }));
-      user.messages.push(item.message);
-    }
+  async pushInboxed(items: readonly { appId: string; userId: string; message: Message }[]): Promise<void> {
+    const users = new Map(items.map(({ appId, userId }) => [`${appId}/${userId}`, { appId, userId }]));
+    const fresh = new Map<string, Route[]>(await Promise.all([...users].map(async ([key, u]) => [key, await readRoutes(this.deps.registry, u.appId, u.userId)] as const)));
     const batches: GatewayBatches = new Map();
-    let devices = 0;
-    await Promise.all(
-      [...byUser.values()].map(async ({ appId, userId, messages }) => {
-        for (const route of await readRoutes(this.deps.registry, appId, userId)) {
-          let batch = batches.get(route.gatewayId);
-          if (batch === undefined) batches.set(route.gatewayId, (batch = { deliveries: [], offline: new Map() }));
-          for (const message of messages) batch.deliveries.push({ devices: [{ appId, userId, deviceId: route.deviceId }], frame: messageFrame(message) });
-          devices++;
-        }
-      }),
-    );
-    if (devices > 0) await this.pushAll(batches);
-    return devices;
+    for (const { appId, userId, message } of items) {
+      this.route({ appId, userIds: [userId], frame: messageFrame(message) }, batches, (a, u) => fresh.get(`${a}/${u}`) ?? []);
+    }
+    if (batches.size > 0) await this.pushAll(batches);
   }
 
-  /** Adds the frame to its gateways' batches; returns the users with no device online, for the offline inbox. */
-  private route(out: Outgoing, batches: GatewayBatches): { userId: string; message: Message }[] {
+  /**
+   * Adds the frame to its gateways' batches, finding devices in the route table unless `devicesOf` is given; returns
+   * the users with no device online, for the offline inbox.
+   */
+  private route(out: Outgoing, batches: GatewayBatches, devicesOf = (appId: string, userId: string) => this.deps.routes.devices(appId, userId)): { userId: string; message: Message }[] {
     const offline: { userId: string; message: Message }[] = [];
     for (const userId of out.userIds) {
-      const devices = this.deps.routes.devices(out.appId, userId).filter((d) => !(out.exceptDevice?.userId === userId && out.exceptDevice.deviceId === d.deviceId));
+      const devices = devicesOf(out.appId, userId).filter((d) => !(out.exceptDevice?.userId === userId && out.exceptDevice.deviceId === d.deviceId));
       if (devices.length === 0) {
         const isOwnOtherDevice = out.exceptDevice?.userId === userId;
         if (out.offlineMessage && !isOwnOtherDevice) offline.push({ userId, message: out.offlineMessage });

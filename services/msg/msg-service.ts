@@ -479,13 +479,14 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
  */
 export function createOfflineWriter(store: MessageStore, delivery: Delivery, logger: Logger): (records: readonly { value: Uint8Array; timestamp: number }[]) => Promise<void> {
   return async (records) => {
-    const deliveries = records.map((r) => ({ record: r, delivery: fromBinary(OfflineDeliverySchema, r.value) }));
-    const entries = deliveries.map(({ record, delivery: d }) => {
-      const m = d.message!;
-      return { appId: d.appId, userId: d.userId, conversationId: m.conversationId, seq: Number(m.seq), msgId: m.msgId, payload: toBinary(MessageSchema, m), createdAt: m.createdAt ? timestampDate(m.createdAt) : new Date(record.timestamp) };
+    const items = records.map((r) => {
+      const d = fromBinary(OfflineDeliverySchema, r.value);
+      return { appId: d.appId, userId: d.userId, message: d.message!, timestamp: r.timestamp };
     });
-    await store.storeOffline(entries);
-    await delivery.pushInboxed(deliveries.map(({ delivery: d }) => ({ appId: d.appId, userId: d.userId, message: d.message! }))).catch((err: unknown) =>
+    await store.storeOffline(
+      items.map(({ appId, userId, message: m, timestamp }) => ({ appId, userId, conversationId: m.conversationId, seq: Number(m.seq), msgId: m.msgId, payload: toBinary(MessageSchema, m), createdAt: m.createdAt ? timestampDate(m.createdAt) : new Date(timestamp) })),
+    );
+    await delivery.pushInboxed(items).catch((err: unknown) =>
       logger.warn({ err: String(err) }, "pushing inbox entries to reconnected devices failed; they wait for the next connection"),
     );
   };
