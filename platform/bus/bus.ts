@@ -61,22 +61,32 @@ export function retryDelayMs(attempt: number): number {
 /** The record header naming the deployment a record was published by. */
 export const scopeHeader = "im-scope";
 
+/** The scope a record was published in: its scope header, or "" (the unscoped deployment) when it has none. */
+export function recordScope(record: BusRecord): string {
+  return record.headers?.[scopeHeader] ?? "";
+}
+
 /**
- * The bus of one deployment among several sharing the brokers (one per etcd namespace): consumer group ids are
- * prefixed with the scope, records are stamped with it, and records of other scopes are skipped (committed
- * unseen), so deployments never consume one another's messages nor split one another's partitions.
+ * The bus of one deployment among several sharing the brokers (one per etcd namespace): records are stamped with
+ * the scope and consumer group ids are prefixed with it, and each deployment consumes only its own scope's records
+ * (others are committed unseen), so deployments never consume one another's messages nor split one another's
+ * partitions. The unscoped deployment (scope "") publishes without the header, keeps its group ids unprefixed
+ * (compatible with its committed offsets) and consumes only records that carry no scope.
  */
 export function scopedBus(bus: Bus, scope: string): Bus {
-  if (scope === "") return bus;
+  const stamp = (m: BusMessage): BusMessage => {
+    const { [scopeHeader]: _, ...headers } = m.headers ?? {};
+    return { ...m, headers: scope === "" ? headers : { ...headers, [scopeHeader]: scope } };
+  };
   return {
     ensureTopics: (specs) => bus.ensureTopics(specs),
-    publish: (topic, messages) => bus.publish(topic, messages.map((m) => ({ ...m, headers: { ...m.headers, [scopeHeader]: scope } }))),
+    publish: (topic, messages) => bus.publish(topic, messages.map(stamp)),
     subscribe: (options) =>
       bus.subscribe({
         ...options,
-        groupId: `${scope}.${options.groupId}`,
+        groupId: scope === "" ? options.groupId : `${scope}.${options.groupId}`,
         handler: async (records) => {
-          const ours = records.filter((r) => r.headers?.[scopeHeader] === scope);
+          const ours = records.filter((r) => recordScope(r) === scope);
           if (ours.length > 0) await options.handler(ours);
         },
       }),
