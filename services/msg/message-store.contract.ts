@@ -119,6 +119,27 @@ export function messageStoreContract(open: () => Promise<{ store: MessageStore; 
     expect(await store.search(demo.appId, alice.id, '+"()*', undefined, 10, 0)).to.deep.equal([]);
   });
 
+  it("searches a group only within the member's read window: nothing before they joined, nothing while they were out", async () => {
+    const group = `g:${randomUUID()}`;
+    const groupId = randomUUID();
+    const said = (seq: number, text: string) => store.insert([message(group, seq, alice.id, text)]);
+    await store.applyMembership(message(group, 1, alice.id, "alice created the group"), groupId, [alice.id], []);
+    await said(2, "zebra before carol");
+    await store.applyMembership(message(group, 3, alice.id, "alice added carol"), groupId, [carol.id], []);
+    await said(4, "zebra with carol");
+    await store.applyMembership(message(group, 5, alice.id, "alice removed carol"), groupId, [], [carol.id]);
+    const whileMember = await store.search(demo.appId, carol.id, "zebra", group, 10, 0);
+    await said(6, "zebra while carol was out");
+    const afterRemoval = await store.search(demo.appId, carol.id, "zebra", undefined, 10, 0);
+    await store.applyMembership(message(group, 7, alice.id, "alice added carol again"), groupId, [carol.id], []);
+    await said(8, "zebra after carol came back");
+    expect(whileMember.map((m) => m.seq), "a late joiner searches from the message that added them").to.deep.equal([4]);
+    expect(afterRemoval.map((m) => m.seq), "a removed member keeps what they could read, not what came after").to.deep.equal([4]);
+    // A member re-added reads (by sync and by search alike) from the message that added them again.
+    expect((await store.search(demo.appId, carol.id, "zebra", group, 10, 0)).map((m) => m.seq)).to.deep.equal([8]);
+    expect((await store.search(demo.appId, alice.id, "zebra", group, 10, 0)).map((m) => m.seq)).to.deep.equal([8, 6, 4, 2]);
+  });
+
   it("keeps the offline inbox per user, once per message, deletes what was acknowledged and purges old entries", async () => {
     const entry = (seq: number, createdAt = new Date()) => ({ appId: demo.appId, userId: bob.id, conversationId: direct, seq, msgId: randomUUID(), payload: new Uint8Array([seq]), createdAt });
     await store.storeOffline([entry(5), entry(4), entry(6, new Date(Date.now() - 8 * 86_400_000))]);

@@ -351,7 +351,8 @@ export class MemoryMessageStore implements MessageStore {
     for (const m of this.tables.members.values()) {
       if (m.appId !== appId || m.userId !== userId || (conversationId !== undefined && m.conversationId !== conversationId)) continue;
       for (const r of this.tables.messages.get(m.conversationId)?.values() ?? []) {
-        if (r.recalled || r.searchText === null || (m.leftSeq !== null && r.seq > m.leftSeq)) continue;
+        // The same read window as sync: from the message that added the member to the one that removed them.
+        if (r.recalled || r.searchText === null || r.seq < m.joinedSeq || (m.leftSeq !== null && r.seq > m.leftSeq)) continue;
         const text = r.searchText.toLowerCase();
         if (words.every((w) => new RegExp(`(^|\\W)${w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`, "u").test(text))) hits.push(r);
       }
@@ -705,7 +706,7 @@ export class SqlMessageStore implements MessageStore {
     const rows = await this.db.query<RowDataPacket>(
       `SELECT ${messageColumns.split(", ").map((c) => `msg.${c}`).join(", ")}
          FROM conversation_members m JOIN messages msg ON msg.conversation_id = m.conversation_id
-        WHERE m.app_id = ? AND m.user_id = ? ${only} AND msg.recalled = FALSE AND (m.left_seq IS NULL OR msg.seq <= m.left_seq)
+        WHERE m.app_id = ? AND m.user_id = ? ${only} AND msg.recalled = FALSE AND msg.seq >= m.joined_seq AND (m.left_seq IS NULL OR msg.seq <= m.left_seq)
           AND MATCH (msg.search_text) AGAINST (? IN BOOLEAN MODE)
         ORDER BY msg.created_at DESC, msg.seq DESC LIMIT ? OFFSET ?`,
       params,
