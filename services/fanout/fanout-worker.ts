@@ -1,8 +1,8 @@
-import { fromBinary } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { GroupMessageRecordSchema, MembershipChangeSchema, type GroupMessageRecord } from "../../gen/im/msg/v1/msg_pb.js";
 import type { BatchHandler, Bus, Subscription } from "../../platform/bus/bus.js";
+import { decodeRecord, PoisonRecordError } from "../../platform/bus/poison-record.js";
 import { messageFrame, type Delivery, type Outgoing } from "../msg/delivery.js";
 import type { MemberSpan, MessageStore } from "../msg/message-store.js";
 import { MemberCache } from "./member-cache.js";
@@ -43,8 +43,9 @@ export function createFanoutHandler(deps: FanoutDeps, cache: MemberCache): Batch
     const stop = seconds.startTimer();
     const byConversation = new Map<string, GroupMessageRecord[]>();
     for (const r of records) {
-      const record = fromBinary(GroupMessageRecordSchema, r.value);
-      const conversationId = record.message?.conversationId ?? "";
+      const record = decodeRecord(GroupMessageRecordSchema, r);
+      if (record.message === undefined) throw new PoisonRecordError(r, "group_msg record without a message");
+      const conversationId = record.message.conversationId;
       const list = byConversation.get(conversationId);
       if (list) list.push(record);
       else byConversation.set(conversationId, [record]);
@@ -85,14 +86,18 @@ export async function startFanoutWorker(deps: FanoutDeps): Promise<Subscription>
     topic: "membership_change",
     fromBeginning: false,
     handler: async (records) => {
-      for (const r of records) cache.drop(fromBinary(MembershipChangeSchema, r.value).conversationId);
+      for (const r of records) {
+        const change = decodeRecord(MembershipChangeSchema, r);
+        if (change.conversationId === "") throw new PoisonRecordError(r, "membership_change record without a conversation id");
+        cache.drop(change.conversationId);
+      }
     },
   });
   const fanout = await deps.bus.subscribe({
     groupId: "fanout",
     topic: "group_msg",
     handler: createFanoutHandler(deps, cache),
-    onError: (err, records, attempt) => deps.logger.warn({ err: String(err), records: records.length, attempt }, "fan-out batch failed; it will be retried"),
+    onError: (err, records, attempt) => deps.logger.warn({ err, records: records.length, attempt }, "fan-out batch failed; it will be retried"),
   });
   return {
     async stop() {

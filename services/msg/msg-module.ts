@@ -32,7 +32,7 @@ export const msgModule: ServiceModule = {
       groupId: "msg-offline-inbox",
       topic: "offline_msg",
       handler: writeOffline,
-      onError: (err, records, attempt) => rt.logger.warn({ err: String(err), records: records.length, attempt }, "writing the offline inbox failed; retrying"),
+      onError: (err, records, attempt) => rt.logger.warn({ err, records: records.length, attempt }, "writing the offline inbox failed; retrying"),
     });
     rt.onStop(() => subscription.stop());
     const purge = setInterval(() => {

@@ -25,7 +25,8 @@ import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import type { MeshClients } from "../../mesh/service-client.js";
 import type { Kv } from "../../platform/kv/kv.js";
 import { GroupInternalService, GroupRole } from "../../gen/im/group/v1/group_pb.js";
-import type { Bus } from "../../platform/bus/bus.js";
+import type { BatchHandler, Bus } from "../../platform/bus/bus.js";
+import { decodeRecord, PoisonRecordError } from "../../platform/bus/poison-record.js";
 import { messageFrame, type Delivery } from "./delivery.js";
 import { GroupCommit } from "./group-commit.js";
 import { flagBits, type InsertOutcome, type MessageStore, type StoredMessage } from "./message-store.js";
@@ -477,17 +478,18 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
  * Writes `offline_msg` records into the offline inbox (the consumer's handler), a batch at a time and idempotently,
  * then pushes them to any of their devices that connected meanwhile (see Delivery.pushInboxed).
  */
-export function createOfflineWriter(store: MessageStore, delivery: Delivery, logger: Logger): (records: readonly { value: Uint8Array; timestamp: number }[]) => Promise<void> {
+export function createOfflineWriter(store: MessageStore, delivery: Delivery, logger: Logger): BatchHandler {
   return async (records) => {
     const items = records.map((r) => {
-      const d = fromBinary(OfflineDeliverySchema, r.value);
-      return { appId: d.appId, userId: d.userId, message: d.message!, timestamp: r.timestamp };
+      const d = decodeRecord(OfflineDeliverySchema, r);
+      if (d.message === undefined) throw new PoisonRecordError(r, "offline_msg record without a message");
+      return { appId: d.appId, userId: d.userId, message: d.message, timestamp: r.timestamp };
     });
     await store.storeOffline(
       items.map(({ appId, userId, message: m, timestamp }) => ({ appId, userId, conversationId: m.conversationId, seq: Number(m.seq), msgId: m.msgId, payload: toBinary(MessageSchema, m), createdAt: m.createdAt ? timestampDate(m.createdAt) : new Date(timestamp) })),
     );
     await delivery.pushInboxed(items).catch((err: unknown) =>
-      logger.warn({ err: String(err) }, "pushing inbox entries to reconnected devices failed; they wait for the next connection"),
+      logger.warn({ err }, "pushing inbox entries to reconnected devices failed; they wait for the next connection"),
     );
   };
 }
