@@ -92,6 +92,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
     metrics: options.metrics,
     logger: options.logger,
     publicEdge: options.publicEdge,
+    verifier: options.verifier,
   });
   const addr = `${options.advertiseHost ?? options.host ?? "127.0.0.1"}:${server.port}`;
   const instance = { service: options.name, instanceId, addr, version: options.version ?? "dev", weight: 1 };

@@ -5,6 +5,8 @@ import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { admitBeforeDecode, type AdmissionLimits } from "./admission.js";
+import type { CredentialVerifier } from "./identity.js";
 import { reclassifyMalformedRequests } from "./malformed-requests.js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
@@ -49,6 +51,13 @@ export interface ServerOptions {
    * the client sent, so per-address limits downstream cannot be dodged or turned against others.
    */
   readonly publicEdge?: boolean;
+  /**
+   * Authenticates each call from its headers before its body is read (see admission.ts); the auth interceptor
+   * then uses that verdict. Without it, calls are authenticated by the interceptors alone, after parsing.
+   */
+  readonly verifier?: CredentialVerifier;
+  /** Unary body limits per kind of caller, with `verifier` (default admissionDefaults). */
+  readonly admission?: AdmissionLimits;
 }
 
 /** A running server: where it listens, its health, and how to drain it. */
@@ -84,6 +93,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const routes = (router: ConnectRouter) => {
     router.service(Health, createHealthService(health));
     for (const { desc, impl } of options.services) router.service(desc, impl);
+    if (options.verifier) admitBeforeDecode(router.handlers, options.verifier, options.admission);
     reclassifyMalformedRequests(router.handlers);
   };
   const handler = connectNodeAdapter({

@@ -1,11 +1,15 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { capText } from "../../platform/cap-text.js";
 import { ConflictError, UnavailableError } from "../../platform/errors.js";
 import { currentScope, type CallScope } from "../call-scope.js";
 import { describeIdentity } from "../identity.js";
 import { wrapIterable } from "./scoped-iterable.js";
 
 /** Client mistakes are logged at info; everything else at warn or error. */
+/** The longest error message logged or answered: the rest of a client-inflated message is cut. */
+const maxLoggedMessageChars = 2048;
+
 const clientCodes = new Set([Code.InvalidArgument, Code.NotFound, Code.AlreadyExists, Code.PermissionDenied, Code.Unauthenticated, Code.FailedPrecondition, Code.OutOfRange, Code.Canceled]);
 
 /**
@@ -18,8 +22,10 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
     const requestId = scope?.requestId;
     const fields = { rpc, requestId, caller: describeIdentity(scope?.identity) };
     if (err instanceof ConnectError) {
-      (clientCodes.has(err.code) ? logger.info.bind(logger) : logger.warn.bind(logger))({ ...fields, code: Code[err.code], err: err.rawMessage }, "rpc failed");
-      return err;
+      // A message built from the request (a validation error, a parse error) is capped in the log and the answer.
+      const message = capText(err.rawMessage, maxLoggedMessageChars);
+      (clientCodes.has(err.code) ? logger.info.bind(logger) : logger.warn.bind(logger))({ ...fields, code: Code[err.code], err: message }, "rpc failed");
+      return message === err.rawMessage ? err : new ConnectError(message, err.code, err.metadata, undefined, err);
     }
     if (err instanceof UnavailableError) {
       logger.warn({ ...fields, component: err.component, err: err.message }, "dependency unavailable");

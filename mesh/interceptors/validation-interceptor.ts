@@ -1,23 +1,30 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { capText } from "../../platform/cap-text.js";
 
-const validator = createValidator();
+// Fail-fast: the first violation is enough to refuse a request, and a list of 2M invalid items must not become
+// 2M violation objects (measured: +2 GB of RSS and a 170 MB log line for one 4 MiB BatchGetUsers).
+const validator = createValidator({ failFast: true });
+
+/** The longest validation message a client gets back (and a log line carries). */
+export const maxValidationMessageChars = 512;
 
 /**
- * The protovalidate verdict on one message: undefined when valid, else an InvalidArgument naming every violation
- * (Internal when the rules themselves cannot be evaluated).
+ * The protovalidate verdict on one message: undefined when valid, else an InvalidArgument naming the first
+ * violation, capped in length (Internal when the rules themselves cannot be evaluated).
  */
 export function validationError(schema: DescMessage, message: unknown): ConnectError | undefined {
   const result = validator.validate(schema, message as never);
   if (result.kind === "valid") return undefined;
-  if (result.kind === "error") return new ConnectError(`cannot validate ${schema.typeName}: ${result.error.message}`, Code.Internal);
-  return new ConnectError(`invalid ${schema.name}: ${result.violations.map((v) => v.toString()).join("; ")}`, Code.InvalidArgument);
+  if (result.kind === "error") return new ConnectError(capText(`cannot validate ${schema.typeName}: ${result.error.message}`, maxValidationMessageChars), Code.Internal);
+  const first = result.violations[0]?.toString() ?? "a constraint is violated";
+  return new ConnectError(capText(`invalid ${schema.name}: ${first}`, maxValidationMessageChars), Code.InvalidArgument);
 }
 
 /**
  * Checks every unary and server-streaming request against the protovalidate rules in the contract, and refuses a
- * bad one with InvalidArgument listing every violation, before any handler runs. Client-stream messages are left
+ * bad one with InvalidArgument naming its first violation, before any handler runs. Client-stream messages are left
  * to their handler (validationError), so one bad frame gets an error reply instead of ending a long-lived stream.
  */
 export function createValidationInterceptor(): Interceptor {
