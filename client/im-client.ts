@@ -11,6 +11,7 @@ import { AuthService, Platform, type Session } from "../gen/im/auth/v1/auth_pb.j
 import { ConnectRequestSchema, GatewayService, Kick_Reason, type Kick, type Presence, type ServerFrame, type SendResult, type TypingUpdate } from "../gen/im/gateway/v1/gateway_pb.js";
 import { GroupService } from "../gen/im/group/v1/group_pb.js";
 import { MessageSchema, MsgService, type Message, type MessageEvent, type ReadReceipt, type SendMessageResponse } from "../gen/im/msg/v1/msg_pb.js";
+import { ConversationOrder } from "./conversation-order.js";
 
 /** How to reach im-mesh and who signs in. */
 export interface ImClientOptions {
@@ -21,6 +22,8 @@ export interface ImClientOptions {
   readonly deviceId?: string;
   /** Alternative gateways to reconnect to when the current one is gone. */
   readonly fallbackUrls?: readonly string[];
+  /** Builds the transport to a gateway URL (default: gRPC over HTTP/2); tests pass an in-memory one. */
+  readonly transport?: (baseUrl: string) => Transport;
 }
 
 /** What the client tells the app. */
@@ -85,11 +88,9 @@ export class ImClient {
   private stream: { push(frame: Parameters<typeof create<typeof ConnectRequestSchema>>[1]): void; end(): void } | undefined;
   private nextFrameId = 1n;
   private readonly unsent = new Map<bigint, Outgoing>();
-  private readonly seen = new Map<string, Set<string>>();
+  private readonly order: ConversationOrder;
   /** Highest seq handed to the app per conversation. */
-  readonly lastSeq = new Map<string, bigint>();
-  private readonly buffered = new Map<string, Map<bigint, Message>>();
-  private readonly syncing = new Set<string>();
+  readonly lastSeq: Map<string, bigint>;
   private followed: string[] | undefined;
 
   constructor(
@@ -97,11 +98,19 @@ export class ImClient {
     private readonly on: ImClientEvents = {},
   ) {
     this.urls = [options.baseUrl, ...(options.fallbackUrls ?? [])];
-    this.transport = transportTo(options.baseUrl);
+    this.transport = (options.transport ?? transportTo)(options.baseUrl);
     this.transports.set(options.baseUrl, this.transport);
     this.auth = createClient(AuthService, this.transport);
     this.msg = createClient(MsgService, this.transport);
     this.group = createClient(GroupService, this.transport);
+    this.order = new ConversationOrder(
+      {
+        syncMessages: (conversationId, afterSeq) => this.msg.syncMessages({ conversationId, afterSeq, limit: 100 }, { headers: this.headers() }),
+        listConversations: (pageToken) => this.msg.listConversations({ pageSize: 100, pageToken }, { headers: this.headers() }),
+      },
+      { message: (m) => this.on.message?.(m), ack: (m) => this.ack(m), keepTrying: () => this.running },
+    );
+    this.lastSeq = this.order.lastSeq;
   }
 
   get userId(): string {
@@ -116,7 +125,7 @@ export class ImClient {
     // One transport (one HTTP/2 session) per URL, reused: a new one per reconnect attempt would leave the earlier
     // sessions open, and a client cycling through its URLs would hold ever more connections on both sides.
     let transport = this.transports.get(url);
-    if (transport === undefined) this.transports.set(url, (transport = transportTo(url)));
+    if (transport === undefined) this.transports.set(url, (transport = (this.options.transport ?? transportTo)(url)));
     this.transport = transport;
     this.auth = createClient(AuthService, this.transport);
     this.msg = createClient(MsgService, this.transport);
@@ -274,7 +283,7 @@ export class ImClient {
   private handle(frame: ServerFrame): Kick | undefined {
     switch (frame.body.case) {
       case "message":
-        this.accept(frame.body.value);
+        this.order.accept(frame.body.value);
         return undefined;
       case "sendResult":
         this.settle(frame.replyTo, frame.body.value);
@@ -305,7 +314,7 @@ export class ImClient {
     if (result.result.case === "ok") {
       const ok = result.result.value;
       // Our own message takes its place in the conversation's order without being handed back to the app.
-      this.accept(create(MessageSchema, { conversationId: ok.conversationId, seq: ok.seq, msgId: ok.msgId, clientMsgId: o.clientMsgId, senderId: this.userId, senderDeviceId: this.deviceId, content: { kind: { case: "text", value: { text: o.text } } }, createdAt: ok.serverTime }), false);
+      this.order.accept(create(MessageSchema, { conversationId: ok.conversationId, seq: ok.seq, msgId: ok.msgId, clientMsgId: o.clientMsgId, senderId: this.userId, senderDeviceId: this.deviceId, content: { kind: { case: "text", value: { text: o.text } } }, createdAt: ok.serverTime }), false);
       o.resolve(ok);
     }
     else {
@@ -321,100 +330,24 @@ export class ImClient {
     }
   }
 
-  /** Hands a message to the app once, in seq order; a gap is filled by sync first. */
-  private accept(m: Message, notify = true): void {
-    const conv = m.conversationId;
-    const last = this.lastSeq.get(conv);
-    if (last !== undefined && m.seq <= last) return this.ack(m);
-    if (!notify) this.seen.get(conv)?.add(m.msgId) ?? this.seen.set(conv, new Set([m.msgId]));
-    // Without a position in the conversation yet, our own message must not become it: a message of someone else
-    // with a lower seq may still be on its way, and would then look old and be dropped.
-    if (last === undefined && !notify) return;
-    if (last !== undefined && m.seq > last + 1n) {
-      let held = this.buffered.get(conv);
-      if (!held) this.buffered.set(conv, (held = new Map()));
-      held.set(m.seq, m);
-      void this.sync(conv).catch(() => {});
-      return;
-    }
-    this.deliver(m);
-    this.flushBuffered(conv);
-  }
-
-  private deliver(m: Message): void {
-    const conv = m.conversationId;
-    const prev = this.lastSeq.get(conv) ?? 0n;
-    if (m.seq > prev) this.lastSeq.set(conv, m.seq);
-    let ids = this.seen.get(conv);
-    if (!ids) this.seen.set(conv, (ids = new Set()));
-    if (!ids.has(m.msgId)) {
-      ids.add(m.msgId);
-      if (ids.size > 10_000) ids.delete(ids.values().next().value!);
-      this.on.message?.(m);
-    }
-    this.ack(m);
-  }
-
-  private flushBuffered(conv: string): void {
-    const held = this.buffered.get(conv);
-    if (!held) return;
-    for (;;) {
-      const next = held.get((this.lastSeq.get(conv) ?? 0n) + 1n);
-      if (!next) break;
-      held.delete(next.seq);
-      this.deliver(next);
-    }
-    for (const seq of held.keys()) if (seq <= (this.lastSeq.get(conv) ?? 0n)) held.delete(seq);
-    if (held.size === 0) this.buffered.delete(conv);
-  }
-
   private ack(m: Message): void {
     this.stream?.push({ frame: { body: { case: "ack", value: { conversationId: m.conversationId, seq: m.seq } } } });
   }
 
-  /** Fetches what the conversation holds after the last seq handed out, until caught up. */
-  async sync(conversationId: string): Promise<void> {
-    if (this.syncing.has(conversationId)) return;
-    this.syncing.add(conversationId);
-    try {
-      // A busy or restarting server does not leave a gap open for good: the sync is retried with backoff while the
-      // client runs (messages held behind the gap are handed out once it is filled).
-      for (let attempt = 0; ; attempt++) {
-        try {
-          for (;;) {
-            const res = await this.msg.syncMessages({ conversationId, afterSeq: this.lastSeq.get(conversationId) ?? 0n, limit: 100 }, { headers: this.headers() });
-            for (const m of res.messages) this.deliver(m);
-            this.flushBuffered(conversationId);
-            if (!res.hasMore) return;
-          }
-        } catch (err) {
-          if (!this.running || attempt >= 10) throw err;
-          await new Promise((r) => setTimeout(r, Math.min(30_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2)));
-        }
-      }
-    } finally {
-      this.syncing.delete(conversationId);
-    }
+  /**
+   * Fetches what the conversation holds after the last seq handed out, until caught up; asked for while a sync of
+   * the conversation is in flight, it runs again after that one.
+   */
+  sync(conversationId: string): Promise<void> {
+    return this.order.sync(conversationId);
   }
 
   /**
    * Catches up after (re)connecting: every conversation whose max seq moved past what this client has seen is
    * synced. Conversations never seen before start from their current end, except when `history` is set.
    */
-  async resume(history = false): Promise<void> {
-    let pageToken = "";
-    do {
-      const page = await this.msg.listConversations({ pageSize: 100, pageToken }, { headers: this.headers() });
-      for (const c of page.conversations) {
-        const known = this.lastSeq.get(c.conversationId);
-        if (known === undefined && !history) {
-          this.lastSeq.set(c.conversationId, c.maxSeq);
-          continue;
-        }
-        if (c.maxSeq > (known ?? 0n)) await this.sync(c.conversationId);
-      }
-      pageToken = page.nextPageToken;
-    } while (pageToken !== "");
+  resume(history = false): Promise<void> {
+    return this.order.resume(history);
   }
 
   /**

@@ -1,0 +1,115 @@
+// The SDK against an in-memory im-mesh (client/fake-im-server.ts): races between pushes, syncs, resumes, token
+// refreshes and reconnects are staged step by step, each step waiting for an event, never for time.
+import { expect } from "chai";
+import type { Message } from "../gen/im/msg/v1/msg_pb.js";
+import { FakeImServer } from "./fake-im-server.js";
+import { ImClient } from "./im-client.js";
+
+const conv = "d:me:peer";
+const other = "d:me:other";
+
+/** An SDK client on the fake server, and what its app heard. */
+function clientOf(server: FakeImServer, accessMs?: number): { client: ImClient; got: (c?: string) => bigint[]; typing: () => number; messages: Message[] } {
+  const messages: Message[] = [];
+  let typing = 0;
+  const client = new ImClient(
+    { baseUrl: "http://fake.invalid", apiKey: "key", transport: () => server.transport },
+    {
+      message: (m) => {
+        messages.push(m);
+        server.changes.notify();
+      },
+      typing: () => {
+        typing++;
+        server.changes.notify();
+      },
+    },
+  );
+  client.restore(server.session(accessMs));
+  return { client, messages, got: (c = conv) => messages.filter((m) => m.conversationId === c).map((m) => m.seq), typing: () => typing };
+}
+
+const seqs = (...n: number[]) => n.map(BigInt);
+
+describe("SDK ordering and gap filling against an in-memory server", () => {
+  const clients: ImClient[] = [];
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
+  });
+
+  /** Connected, positioned after seq 3 of `conv`, and past the resume that follows the welcome. */
+  async function connected(server: FakeImServer, accessMs?: number): Promise<ReturnType<typeof clientOf>> {
+    server.store(conv, 1, 2, 3);
+    const app = clientOf(server, accessMs);
+    clients.push(app.client);
+    app.client.lastSeq.set(conv, 3n);
+    await app.client.connect();
+    // The resume reads max_seq 3 when its call arrives: nothing to sync, whenever its answer is handled.
+    await server.changes.until("the resume after the welcome", () => server.listCalls.length === 1);
+    return app;
+  }
+
+  it("hands out a message held behind a gap when the sync in flight read the store before the gap was filled (#25)", async () => {
+    const server = new FakeImServer();
+    const app = await connected(server);
+    server.store(conv, 4, 5);
+    const firstSync = server.hold("sync", 0);
+    server.push(conv, 5); // 4's push is lost: 5 is held and a sync reads 4 and 5
+    await server.changes.until("the sync of the first gap", () => server.syncCalls.length === 1);
+    server.store(conv, 6, 7);
+    server.push(conv, 7); // 6's push is lost too, and the sync in flight read the store before 6 was stored
+    server.pushBarrier(conv);
+    await server.changes.until("the client handled the push of 7", () => app.typing() === 1);
+    firstSync.open();
+    // No further traffic: 7 must not wait for the next message or reconnect.
+    await server.changes.until(() => `4 to 7 reaching the app (it has ${app.got().join()})`, () => app.got().length === 4);
+    expect(app.got()).to.deep.equal(seqs(4, 5, 6, 7));
+    expect(server.syncCalls.map((c) => c.afterSeq)).to.deep.equal(seqs(3, 5));
+  });
+
+  it("queues one follow-up sync per conversation however many gaps open while a sync is in flight", async () => {
+    const server = new FakeImServer();
+    const app = await connected(server);
+    server.store(conv, 4, 5);
+    const firstSync = server.hold("sync", 0);
+    server.push(conv, 5);
+    await server.changes.until("the sync of the first gap", () => server.syncCalls.length === 1);
+    server.store(conv, 6, 7, 8, 9, 10, 11);
+    for (const seq of [7, 9, 11]) server.push(conv, seq);
+    server.pushBarrier(conv);
+    await server.changes.until("the client handled the pushes", () => app.typing() === 1);
+    firstSync.open();
+    await server.changes.until(() => `4 to 11 reaching the app (it has ${app.got().join()}; ${server.syncCalls.length} syncs)`, () => app.got().length === 8);
+    expect(app.got()).to.deep.equal(seqs(4, 5, 6, 7, 8, 9, 10, 11));
+    expect(server.syncCalls).to.have.length(2);
+  });
+
+  it("releases a held message whose missing seq never existed once a sync reaches the conversation's end", async () => {
+    const server = new FakeImServer();
+    const app = await connected(server);
+    // The app opens the conversation: its sync reads the store before 5 is stored (4 is never stored: the
+    // server skipped it), and ends at max_seq 3.
+    const firstSync = server.hold("sync", 0);
+    const opened = app.client.sync(conv);
+    await server.changes.until("the app's sync", () => server.syncCalls.length === 1);
+    server.store(conv, 5);
+    server.push(conv, 5);
+    server.pushBarrier(conv);
+    await server.changes.until("the client handled the push of 5", () => app.typing() === 1);
+    firstSync.open();
+    await opened;
+    await server.changes.until(() => `5 reaching the app (it has ${app.got().join()})`, () => app.got().length === 1);
+    expect(app.got()).to.deep.equal(seqs(5));
+  });
+
+  it("hands out a held message the sync answer skipped, in order before the later ones it returned", async () => {
+    const server = new FakeImServer();
+    const app = await connected(server);
+    // 5 was pushed but the sync does not return it (it is not readable any more); 6 is.
+    const [five] = server.store(conv, 5, 6);
+    server.hidden.add(five!.msgId);
+    server.push(conv, 5);
+    await server.changes.until(() => `5 and 6 reaching the app (it has ${app.got().join()})`, () => app.got().length === 2);
+    expect(app.got()).to.deep.equal(seqs(5, 6));
+  });
+});
