@@ -228,6 +228,7 @@ export class FakeImServer {
     }
     this.refreshToken = "";
     await this.gates.get(`refresh ${call}`);
+    if (this.ended) throw new ConnectError("the session has ended: sign in again", Code.Unauthenticated);
     this.issued++;
     this.refreshToken = `rt-${this.issued}`;
     this.validTokens.add(`at-${this.issued}`);

@@ -31,7 +31,7 @@ function clientOf(server: FakeImServer, accessMs?: number): { client: ImClient; 
 
 const seqs = (...n: number[]) => n.map(BigInt);
 
-describe("SDK ordering and gap filling against an in-memory server", () => {
+describe("SDK against an in-memory im-mesh", () => {
   const clients: ImClient[] = [];
   afterEach(() => {
     for (const c of clients.splice(0)) c.close();
@@ -111,5 +111,39 @@ describe("SDK ordering and gap filling against an in-memory server", () => {
     server.push(conv, 5);
     await server.changes.until(() => `5 and 6 reaching the app (it has ${app.got().join()})`, () => app.got().length === 2);
     expect(app.got()).to.deep.equal(seqs(5, 6));
+  });
+
+  it("never sends a refresh token twice: a refresh asked for while one is in flight waits for it", async () => {
+    const server = new FakeImServer();
+    const app = clientOf(server, 30_000); // at-0 has 30 s left, so connecting refreshes it first
+    clients.push(app.client);
+    const first = server.hold("refresh", 0);
+    const connecting = app.client.connect();
+    await server.changes.until("the refresh before connecting", () => server.refreshCalls.length === 1);
+    const now = app.client.refreshNow();
+    first.open();
+    await Promise.all([connecting, now]);
+    expect(server.refreshCalls).to.deep.equal(["rt-0", "rt-1"]);
+  });
+
+  it("refreshes an expired access token before syncing, once for all the syncs that need it", async () => {
+    const server = new FakeImServer();
+    const app = await connected(server);
+    server.store(other, 1, 2, 3);
+    app.client.lastSeq.set(other, 3n);
+    // The stream outlived its access token (15 minutes): at-0 expired a second ago and is refused.
+    app.client.restore(server.session(-1000));
+    server.expire("at-0");
+    const refresh = server.hold("refresh", 0);
+    for (const c of [conv, other]) {
+      server.store(c, 4, 5);
+      server.push(c, 5);
+    }
+    server.pushBarrier(conv);
+    await server.changes.until("the client handled both pushes", () => app.typing() === 1);
+    refresh.open();
+    await server.changes.until(() => `4 and 5 of both conversations (${app.got().join()} and ${app.got(other).join()})`, () => app.got().length + app.got(other).length === 4);
+    expect(server.refreshCalls).to.deep.equal(["rt-0"]);
+    expect(server.syncCalls.map((c) => c.authorization)).to.deep.equal(["Bearer at-1", "Bearer at-1"]);
   });
 });

@@ -12,6 +12,7 @@ import { ConnectRequestSchema, GatewayService, Kick_Reason, type Kick, type Pres
 import { GroupService } from "../gen/im/group/v1/group_pb.js";
 import { MessageSchema, MsgService, type Message, type MessageEvent, type ReadReceipt, type SendMessageResponse } from "../gen/im/msg/v1/msg_pb.js";
 import { ConversationOrder } from "./conversation-order.js";
+import { SessionTokens } from "./session-tokens.js";
 
 /** How to reach im-mesh and who signs in. */
 export interface ImClientOptions {
@@ -76,7 +77,7 @@ interface Outgoing {
 
 /** A signed-in user's connection to im-mesh. */
 export class ImClient {
-  private session: Session | undefined;
+  private readonly tokens = new SessionTokens(() => this.auth);
   private urls: string[];
   private urlIndex = 0;
   private transport: Transport;
@@ -105,8 +106,14 @@ export class ImClient {
     this.group = createClient(GroupService, this.transport);
     this.order = new ConversationOrder(
       {
-        syncMessages: (conversationId, afterSeq) => this.msg.syncMessages({ conversationId, afterSeq, limit: 100 }, { headers: this.headers() }),
-        listConversations: (pageToken) => this.msg.listConversations({ pageSize: 100, pageToken }, { headers: this.headers() }),
+        syncMessages: async (conversationId, afterSeq) => {
+          await this.freshTokenIfPossible();
+          return this.msg.syncMessages({ conversationId, afterSeq, limit: 100 }, { headers: this.headers() });
+        },
+        listConversations: async (pageToken) => {
+          await this.freshTokenIfPossible();
+          return this.msg.listConversations({ pageSize: 100, pageToken }, { headers: this.headers() });
+        },
       },
       { message: (m) => this.on.message?.(m), ack: (m) => this.ack(m), keepTrying: () => this.running },
     );
@@ -114,11 +121,11 @@ export class ImClient {
   }
 
   get userId(): string {
-    return this.session?.userId ?? "";
+    return this.tokens.session?.userId ?? "";
   }
 
   get deviceId(): string {
-    return this.session?.deviceId ?? "";
+    return this.tokens.session?.deviceId ?? "";
   }
 
   private useUrl(url: string): void {
@@ -133,7 +140,7 @@ export class ImClient {
   }
 
   private headers(): { authorization: string } {
-    return { authorization: `Bearer ${this.session?.tokens?.accessToken ?? ""}` };
+    return this.tokens.headers();
   }
 
   /** Signs in by username or email. */
@@ -144,13 +151,13 @@ export class ImClient {
       password,
       device: { deviceId: this.options.deviceId ?? randomUUID(), name: "im-mesh client", platform: Platform.CLI },
     });
-    this.session = res.session!;
-    return this.session;
+    this.tokens.session = res.session!;
+    return res.session!;
   }
 
   /** Takes over a session signed in elsewhere (kept by the app between runs, or issued in bulk by a load test). */
   restore(session: Session): void {
-    this.session = session;
+    this.tokens.session = session;
   }
 
   /** Creates an account in the app and signs this device in with it. */
@@ -162,23 +169,22 @@ export class ImClient {
       ...profile,
       device: { deviceId: this.options.deviceId ?? randomUUID(), name: "im-mesh client", platform: Platform.CLI },
     });
-    this.session = res.session!;
-    return this.session;
+    this.tokens.session = res.session!;
+    return res.session!;
   }
 
-  /** Rotates the session's tokens now (the refresh token is single-use); rejects when the session was revoked. */
+  /**
+   * Rotates the session's tokens now, after any refresh in flight (the refresh token is single-use: two refreshes
+   * with the same one end the session); rejects when the session was revoked.
+   */
   async refreshNow(): Promise<void> {
-    if (!this.session) throw new Error("not signed in");
-    const res = await this.auth.refreshToken({ refreshToken: this.session.tokens!.refreshToken });
-    this.session = res.session ?? this.session;
+    if (!this.tokens.session) throw new Error("not signed in");
+    await this.tokens.rotate();
   }
 
-  /** Gets a new access token when the current one has less than a minute left. */
-  private async freshToken(): Promise<void> {
-    const expires = this.session?.tokens?.accessExpiresAt;
-    if (!this.session || !expires || Number(expires.seconds) * 1000 - Date.now() > 60_000) return;
-    const res = await this.auth.refreshToken({ refreshToken: this.session.tokens!.refreshToken });
-    this.session = res.session ?? this.session;
+  /** Before a unary call: a token about to expire is refreshed first; if that fails, the call tries the old one. */
+  private async freshTokenIfPossible(): Promise<void> {
+    await this.tokens.fresh().catch(() => {});
   }
 
   /** The typed msg and group clients with this user's token, for the unary API (ListConversations, MarkRead, …). */
@@ -201,7 +207,7 @@ export class ImClient {
       this.on.state?.("connecting");
       let reconnectAfter = 0;
       try {
-        await this.freshToken();
+        await this.tokens.fresh();
         reconnectAfter = await this.runStream(() => {
           attempt = 0;
           onFirstConnect();
