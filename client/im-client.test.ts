@@ -1,6 +1,7 @@
 // The SDK against an in-memory im-mesh (client/fake-im-server.ts): races between pushes, syncs, resumes, token
 // refreshes and reconnects are staged step by step, each step waiting for an event, never for time.
 import { expect } from "chai";
+import { Kick_Reason } from "../gen/im/gateway/v1/gateway_pb.js";
 import type { Message } from "../gen/im/msg/v1/msg_pb.js";
 import { FakeImServer } from "./fake-im-server.js";
 import { ImClient } from "./im-client.js";
@@ -145,5 +146,31 @@ describe("SDK against an in-memory im-mesh", () => {
     await server.changes.until(() => `4 and 5 of both conversations (${app.got().join()} and ${app.got(other).join()})`, () => app.got().length + app.got(other).length === 4);
     expect(server.refreshCalls).to.deep.equal(["rt-0"]);
     expect(server.syncCalls.map((c) => c.authorization)).to.deep.equal(["Bearer at-1", "Bearer at-1"]);
+  });
+
+  it("close() then connect(): the earlier stream's kick and end leave the new stream and its reconnects alone", async () => {
+    const server = new FakeImServer();
+    const app = await connected(server);
+    const before = server.stream();
+    app.client.close();
+    await server.changes.until("the first stream's request side ending", () => before.requestsEnded);
+    // The app connects again before the server has ended the first stream; opening the second replaces the
+    // first, which is kicked as the gateway does (no reconnect), and read to its end by the client.
+    server.onOpen = async (opened) => {
+      if (opened.id !== 2) return;
+      before.push({ body: { case: "kick", value: { reason: Kick_Reason.REPLACED, reconnect: false, message: "this device connected again elsewhere" } } });
+      before.end();
+      await server.changes.until("the client reading the first stream to its end", () => before.finished);
+    };
+    await app.client.connect();
+    const sent = app.client.sendText({ conversationId: conv }, "still here").catch(() => undefined);
+    await server.changes.until("the send on the second stream", () => server.stream().received.some((f) => f.body.case === "send"));
+    expect(server.stream().id).to.equal(2);
+    // The second stream is drained: the client reconnects, as the kick of the first did not stop it.
+    server.stream().push({ body: { case: "kick", value: { reason: Kick_Reason.DRAINING, reconnect: true, message: "draining" } } });
+    server.stream().end();
+    await server.changes.until("a third stream", () => server.streams.length === 3);
+    app.client.close();
+    await sent;
   });
 });

@@ -2,16 +2,15 @@
 // and hands the app each message exactly once and in seq order per conversation, filling gaps by sync.
 // It imports only gen/ and the Connect client packages, so it ships without server code.
 import { randomUUID } from "node:crypto";
-import net from "node:net";
-import tls from "node:tls";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService, Platform, type Session } from "../gen/im/auth/v1/auth_pb.js";
-import { ConnectRequestSchema, GatewayService, Kick_Reason, type Kick, type Presence, type ServerFrame, type SendResult, type TypingUpdate } from "../gen/im/gateway/v1/gateway_pb.js";
+import { GatewayService, Kick_Reason, type Kick, type Presence, type ServerFrame, type SendResult, type TypingUpdate } from "../gen/im/gateway/v1/gateway_pb.js";
 import { GroupService } from "../gen/im/group/v1/group_pb.js";
 import { MessageSchema, MsgService, type Message, type MessageEvent, type ReadReceipt, type SendMessageResponse } from "../gen/im/msg/v1/msg_pb.js";
 import { ConversationOrder } from "./conversation-order.js";
+import { grpcTransport } from "./grpc-transport.js";
+import { RequestFrames } from "./request-frames.js";
 import { SessionTokens } from "./session-tokens.js";
 
 /** How to reach im-mesh and who signs in. */
@@ -52,20 +51,6 @@ export class SendError extends Error {
   }
 }
 
-/**
- * A gRPC transport over HTTP/2 with Nagle's algorithm off: chat frames are small, and with it on a frame can wait
- * for the acknowledgement of the previous one.
- */
-function transportTo(baseUrl: string): Transport {
-  const url = new URL(baseUrl);
-  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
-  const createConnection = () =>
-    url.protocol === "https:"
-      ? tls.connect({ host: url.hostname, port, servername: url.hostname, ALPNProtocols: ["h2"] }).setNoDelay(true)
-      : net.connect({ host: url.hostname, port, noDelay: true });
-  return createGrpcTransport({ baseUrl, nodeOptions: { createConnection } });
-}
-
 interface Outgoing {
   readonly frameId: bigint;
   readonly target: { case: "conversationId" | "peerUserId"; value: string };
@@ -86,7 +71,11 @@ export class ImClient {
   private msg: Client<typeof MsgService>;
   private group: Client<typeof GroupService>;
   private running = false;
-  private stream: { push(frame: Parameters<typeof create<typeof ConnectRequestSchema>>[1]): void; end(): void } | undefined;
+  /** Counts connect() calls: a loop of an earlier one (before a close()) retires instead of reconnecting. */
+  private generation = 0;
+  private up: Promise<void> | undefined;
+  private endBackoff: (() => void) | undefined;
+  private stream: RequestFrames | undefined;
   private nextFrameId = 1n;
   private readonly unsent = new Map<bigint, Outgoing>();
   private readonly order: ConversationOrder;
@@ -99,7 +88,7 @@ export class ImClient {
     private readonly on: ImClientEvents = {},
   ) {
     this.urls = [options.baseUrl, ...(options.fallbackUrls ?? [])];
-    this.transport = (options.transport ?? transportTo)(options.baseUrl);
+    this.transport = (options.transport ?? grpcTransport)(options.baseUrl);
     this.transports.set(options.baseUrl, this.transport);
     this.auth = createClient(AuthService, this.transport);
     this.msg = createClient(MsgService, this.transport);
@@ -132,7 +121,7 @@ export class ImClient {
     // One transport (one HTTP/2 session) per URL, reused: a new one per reconnect attempt would leave the earlier
     // sessions open, and a client cycling through its URLs would hold ever more connections on both sides.
     let transport = this.transports.get(url);
-    if (transport === undefined) this.transports.set(url, (transport = (this.options.transport ?? transportTo)(url)));
+    if (transport === undefined) this.transports.set(url, (transport = (this.options.transport ?? grpcTransport)(url)));
     this.transport = transport;
     this.auth = createClient(AuthService, this.transport);
     this.msg = createClient(MsgService, this.transport);
@@ -192,27 +181,34 @@ export class ImClient {
     return { auth: this.auth, msg: this.msg, group: this.group, headers: () => this.headers() };
   }
 
-  /** Opens the stream and keeps it open until close(); resolves once the first stream is up. */
-  async connect(): Promise<void> {
+  /**
+   * Opens the stream and keeps it open until close(); resolves once the first stream is up. While connected or
+   * connecting it only waits for that: one loop per client, as a second stream of the device would replace the first.
+   */
+  connect(): Promise<void> {
+    if (this.running && this.up) return this.up;
     this.running = true;
+    const generation = ++this.generation;
     let first!: () => void;
-    const up = new Promise<void>((resolve) => (first = resolve));
-    void this.loop(first);
-    await up;
+    this.up = new Promise<void>((resolve) => (first = resolve));
+    void this.loop(generation, first);
+    return this.up;
   }
 
-  private async loop(onFirstConnect: () => void): Promise<void> {
+  private async loop(generation: number, onFirstConnect: () => void): Promise<void> {
     let attempt = 0;
-    while (this.running) {
+    const live = () => this.running && this.generation === generation;
+    while (live()) {
       this.on.state?.("connecting");
       let reconnectAfter = 0;
       try {
         await this.tokens.fresh();
-        reconnectAfter = await this.runStream(() => {
+        reconnectAfter = await this.runStream(generation, () => {
           attempt = 0;
           onFirstConnect();
         });
       } catch (err) {
+        if (this.generation !== generation) return;
         const ce = ConnectError.from(err);
         this.on.state?.("disconnected", ce.rawMessage);
         // Another gateway may be up when this one is not.
@@ -221,66 +217,56 @@ export class ImClient {
           this.useUrl(this.urls[this.urlIndex]!);
         }
       }
-      if (!this.running) return;
+      if (!live()) return;
       attempt++;
       const backoff = Math.max(reconnectAfter, Math.floor(Math.random() * Math.min(10_000, 200 * 2 ** Math.min(attempt, 6))));
-      await new Promise((r) => setTimeout(r, backoff));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, backoff);
+        this.endBackoff = () => (clearTimeout(timer), resolve());
+      });
     }
   }
 
-  /** One stream's life; returns the delay the server asked for before reconnecting. */
-  private async runStream(connected: () => void): Promise<number> {
-    const queue: ReturnType<typeof create<typeof ConnectRequestSchema>>[] = [];
-    let wake: (() => void) | undefined;
-    let ended = false;
-    const requests = (async function* () {
-      for (;;) {
-        while (queue.length > 0) yield queue.shift()!;
-        if (ended) return;
-        await new Promise<void>((r) => (wake = r));
-      }
-    })();
+  /**
+   * One stream's life; returns the delay the server asked for before reconnecting. A stream of a retired loop
+   * (connect() was called again after close()) is read to its end, but neither its welcome nor its kick nor its end
+   * touches the client's current stream or state.
+   */
+  private async runStream(generation: number, connected: () => void): Promise<number> {
+    const current = () => this.generation === generation;
     const abort = new AbortController();
-    this.stream = {
-      push: (frame) => {
-        queue.push(create(ConnectRequestSchema, frame));
-        wake?.();
-      },
-      end: () => {
-        ended = true;
-        wake?.();
-      },
-    };
-    const heartbeat = setInterval(() => this.stream?.push({ frame: { body: { case: "ping", value: { clientTimeMs: BigInt(Date.now()) } } } }), 10_000);
+    const stream = new RequestFrames();
+    this.stream = stream;
+    const heartbeat = setInterval(() => stream.push({ frame: { body: { case: "ping", value: { clientTimeMs: BigInt(Date.now()) } } } }), 10_000);
     let reconnectAfter = 0;
     try {
-      const responses = createClient(GatewayService, this.transport).connect(requests, { headers: this.headers(), signal: abort.signal });
+      const responses = createClient(GatewayService, this.transport).connect(stream, { headers: this.headers(), signal: abort.signal });
       for await (const res of responses) {
         const frame = res.frame;
         if (!frame) continue;
-        if (frame.body.case === "welcome") {
+        if (frame.body.case === "welcome" && current()) {
           this.on.state?.("connected", frame.body.value.gatewayId);
           connected();
           // Sends that never got a result go again with the same client_msg_id: the server dedups them.
           for (const o of this.unsent.values()) this.pushSend(o);
           // A new stream follows what the previous one followed.
-          if (this.followed) this.stream?.push({ frame: { body: { case: "presence", value: { userIds: this.followed } } } });
+          if (this.followed) stream.push({ frame: { body: { case: "presence", value: { userIds: this.followed } } } });
           void this.resume().catch(() => {});
         }
         const kick = this.handle(frame);
         if (kick) {
           reconnectAfter = kick.reconnectAfterMs;
-          if (!kick.reconnect && kick.reason !== Kick_Reason.DRAINING && kick.reason !== Kick_Reason.SLOW_CONSUMER) {
+          if (!kick.reconnect && kick.reason !== Kick_Reason.DRAINING && kick.reason !== Kick_Reason.SLOW_CONSUMER && current()) {
             this.running = false;
             this.on.state?.("disconnected", `kicked: ${kick.message}`);
           }
         }
       }
-      this.on.state?.("disconnected", "stream ended");
+      if (current()) this.on.state?.("disconnected", "stream ended");
     } finally {
       clearInterval(heartbeat);
-      this.stream.end();
-      this.stream = undefined;
+      stream.end();
+      if (this.stream === stream) this.stream = undefined;
       abort.abort();
     }
     return reconnectAfter;
@@ -390,6 +376,8 @@ export class ImClient {
   /** Closes the stream for good. */
   close(): void {
     this.running = false;
+    this.up = undefined;
+    this.endBackoff?.();
     this.stream?.end();
     for (const o of this.unsent.values()) o.reject(new SendError(Code.Canceled, "the client was closed"));
     this.unsent.clear();
