@@ -173,4 +173,34 @@ describe("SDK against an in-memory im-mesh", () => {
     app.client.close();
     await sent;
   });
+
+  it("retries a resume that failed under load, so what arrived while away still reaches the app", async () => {
+    const server = new FakeImServer();
+    server.store(conv, 1, 2, 3, 4, 5); // 4 and 5 came while the device was away, and its inbox had nothing
+    server.failLists = 1;
+    const app = clientOf(server);
+    clients.push(app.client);
+    app.client.lastSeq.set(conv, 3n);
+    await app.client.connect();
+    await server.changes.until(() => `4 and 5 reaching the app (it has ${app.got().join()})`, () => app.got().length === 2);
+    expect(app.got()).to.deep.equal(seqs(4, 5));
+    expect(server.listCalls).to.have.length(2);
+  });
+
+  it("runs a resume asked for while one is in flight again after it", async () => {
+    const server = new FakeImServer();
+    server.store(conv, 1, 2, 3);
+    const app = clientOf(server);
+    clients.push(app.client);
+    app.client.lastSeq.set(conv, 3n);
+    const firstList = server.hold("list", 0);
+    await app.client.connect();
+    await server.changes.until("the resume after the welcome", () => server.listCalls.length === 1);
+    server.store(conv, 4, 5); // after the resume in flight read max_seq 3
+    const again = app.client.resume();
+    firstList.open();
+    await again;
+    expect(app.got()).to.deep.equal(seqs(4, 5));
+    expect(server.listCalls).to.have.length(2);
+  });
 });
