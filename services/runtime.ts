@@ -15,7 +15,7 @@ import { createMetricsRegistry } from "../mesh/metrics.js";
 import type { MountedService } from "../mesh/server.js";
 import { MeshClients } from "../mesh/service-client.js";
 import { AccessTokenVerifier, Revocations, type KeySource, type PublicKeyInfo } from "../mesh/user-tokens.js";
-import { scopedBus, type Bus } from "../platform/bus/bus.js";
+import { scopedBus, scopeOfNamespace, type Bus } from "../platform/bus/bus.js";
 import { withDeadLetters } from "../platform/bus/dead-letters.js";
 import { KafkaBus } from "../platform/bus/kafka-bus.js";
 import { MemoryBus } from "../platform/bus/memory-bus.js";
@@ -115,7 +115,7 @@ async function openAdapters(config: Config, name: string, logger: Logger, metric
     store = { kind: "memory", tables };
   }
   // The etcd namespace is what separates deployments sharing infrastructure; the bus is scoped by it too.
-  const scope = (infra.etcdNamespace ?? "").replace(/^\/+|\/+$/g, "").replace(/[^A-Za-z0-9._-]/g, "_");
+  const scope = scopeOfNamespace(infra.etcdNamespace);
   // A record no consumer can ever process goes to its topic's dead letters instead of halting its partition.
   const bus: Bus = withDeadLetters(infra.kafkaBrokers ? scopedBus(new KafkaBus(infra.kafkaBrokers, { clientId: name }), scope) : new MemoryBus(), { logger, metrics });
   closers.push(() => bus.close());

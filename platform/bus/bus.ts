@@ -61,6 +61,11 @@ export function retryDelayMs(attempt: number): number {
 /** The record header naming the deployment a record was published by. */
 export const scopeHeader = "im-scope";
 
+/** The bus scope of a deployment from its etcd namespace ("/prod/" → "prod"), so the runtime and `npm run dlq` agree. */
+export function scopeOfNamespace(namespace: string | undefined): string {
+  return (namespace ?? "").replace(/^\/+|\/+$/g, "").replace(/[^A-Za-z0-9._-]/g, "_");
+}
+
 /** The scope a record was published in: its scope header, or "" (the unscoped deployment) when it has none. */
 export function recordScope(record: BusRecord): string {
   return record.headers?.[scopeHeader] ?? "";

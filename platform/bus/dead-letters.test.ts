@@ -1,14 +1,20 @@
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { expect } from "chai";
+import kafkajs from "kafkajs";
 import { Registry } from "prom-client";
 import { GroupMessageRecordSchema } from "../../gen/im/msg/v1/msg_pb.js";
 import { eventually } from "../../test/eventually.js";
-import type { Bus, BusMessage, BusRecord, Subscription } from "./bus.js";
+import { infraEnv } from "../../test/infra.js";
+import { scopeHeader, type Bus, type BusMessage, type BusRecord, type Subscription } from "./bus.js";
+import { formatListing, listDeadLetters, replayDeadLetters } from "./dead-letter-tools.js";
 import { deadLetterHeaders, withDeadLetters } from "./dead-letters.js";
+import { KafkaBus } from "./kafka-bus.js";
 import { MemoryBus } from "./memory-bus.js";
 import { decodeRecord, PoisonRecordError } from "./poison-record.js";
-import { topics } from "./topics.js";
+import { deadLetterTopic, topics } from "./topics.js";
+
+const { Kafka, logLevel } = kafkajs;
 
 /** A group_msg record of a message with this id, as msg publishes it. */
 const goodRecord = (msgId: string, groupId = "g1"): BusMessage => ({
@@ -163,5 +169,72 @@ describe("dead letters (memory bus)", () => {
     await memory.publish("group_msg", [goodRecord("only")]);
     await eventually("the third attempt", () => attempts === 3);
     expect(deadLetters).to.have.length(0);
+  });
+});
+
+describe("dead letters on Kafka, and npm run dlq @infra", function () {
+  this.timeout(120_000);
+  const brokers = () => infraEnv("IM_KAFKA_BROKERS").split(",");
+  let kafka: KafkaBus;
+  let topic: string;
+  const groups: string[] = [];
+  const subscriptions: Subscription[] = [];
+
+  beforeEach(async () => {
+    kafka = new KafkaBus(brokers(), { clientId: "im-dlq-test" });
+    topic = `test_${randomUUID().replaceAll("-", "")}`;
+    await kafka.ensureTopics([
+      { name: topic, partitions: 1, retentionMs: 3_600_000, purpose: "test" },
+      { name: deadLetterTopic(topic), partitions: 2, retentionMs: 3_600_000, purpose: "test" },
+    ]);
+  });
+  afterEach(async () => {
+    await Promise.all(subscriptions.splice(0).map((s) => s.stop()));
+    await kafka.close();
+    const admin = new Kafka({ clientId: "im-dlq-test-admin", brokers: brokers(), logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    await admin.deleteGroups(groups.splice(0)).catch(() => {});
+    await admin.deleteTopics({ topics: [topic, deadLetterTopic(topic)] }).catch(() => {});
+    await admin.disconnect();
+  });
+
+  it("processes the record after a corrupt one, which the dlq command lists and replays once", async () => {
+    const metrics = new Registry();
+    const bus = withDeadLetters(kafka, { logger: recordingLogger(), metrics });
+    const handled: string[] = [];
+    const groupId = `test-${randomUUID()}`;
+    groups.push(groupId, `dlq-replay-${topic}`);
+    const consumer = await bus.subscribe({
+      groupId,
+      topic,
+      handler: async (records) => void handled.push(...records.map((r) => decodeRecord(GroupMessageRecordSchema, r).message!.msgId)),
+    });
+    subscriptions.push(consumer);
+    await kafka.publish(topic, [corruptRecord(), goodRecord("after")]);
+    await eventually("the record after the corrupt one", () => handled.includes("after"), 60_000);
+    expect(handled).to.deep.equal(["after"]);
+    await consumer.stop();
+
+    // Another deployment's dead letter on the same topic: listed, but not replayed by this one.
+    await kafka.publish(deadLetterTopic(topic), [{ key: "g2", value: new Uint8Array([1]), headers: { [scopeHeader]: "blue", [deadLetterHeaders.sourceTopic]: topic, [deadLetterHeaders.error]: "blue's" } }]);
+    const listing = await listDeadLetters({ brokers: brokers(), topic });
+    expect(listing.total).to.equal(2);
+    const ours = listing.shown.find((d) => d.scope === "");
+    expect(ours).to.include({ sourceTopic: topic, sourcePartition: "0", sourceOffset: "0", key: "g1", size: 3, group: groupId });
+    expect(ours!.error).to.match(/illegal tag: field no 6 wire type 7/);
+    expect(formatListing(listing).join("\n")).to.include(`${topic}[0]@0`).and.include("illegal tag");
+    expect((await listDeadLetters({ brokers: brokers(), topic: deadLetterTopic(topic), scope: "" })).shown).to.have.length(1);
+
+    expect(await replayDeadLetters({ brokers: brokers(), topic })).to.include({ replayed: 1, skipped: 1 });
+    expect(await replayDeadLetters({ brokers: brokers(), topic })).to.include({ replayed: 0 });
+
+    // The topic holds the corrupt record again, with its own headers and none of the dead letter's.
+    const again: BusRecord[] = [];
+    const reader = `test-${randomUUID()}`;
+    groups.push(reader);
+    subscriptions.push(await kafka.subscribe({ groupId: reader, topic, handler: async (rs) => void again.push(...rs) }));
+    await eventually("the replayed record", () => again.length === 3, 60_000);
+    expect([...again[2]!.value]).to.deep.equal([0x37, 0x01, 0x02]);
+    expect(again[2]!.headers).to.deep.equal({ origin: "a test" });
   });
 });
