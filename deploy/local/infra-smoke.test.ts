@@ -5,6 +5,7 @@ import { Etcd3 } from "etcd3";
 import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
 import mysql from "mysql2/promise";
+import { scopeHeader } from "../../platform/bus/bus.js";
 import { topics } from "../../platform/bus/topics.js";
 import { infraEnv } from "../../test/infra.js";
 
@@ -99,7 +100,8 @@ describe("real infrastructure @infra", () => {
       });
       await producer.connect();
       for (let i = 0; i < 5; i++) {
-        await producer.send({ topic: "group_msg", acks: -1, messages: [{ key, value: `${run}:${i}` }] });
+        // Scoped like a test deployment's records, so a deployment sharing the broker never consumes them.
+        await producer.send({ topic: "group_msg", acks: -1, messages: [{ key, value: `${run}:${i}`, headers: { [scopeHeader]: "im-smoke" } }] });
       }
       await Promise.race([
         done,
