@@ -3,7 +3,7 @@
 import type { ListConversationsResponse, Message, SyncMessagesResponse } from "../gen/im/msg/v1/msg_pb.js";
 import { CoalescedRuns } from "./coalesced-runs.js";
 
-/** What catching up asks the server (through the client's current transport and token). */
+/** What catching up asks the server; an interface, so the ordering knows nothing of transports and tokens. */
 export interface CatchUpSource {
   /** One page of the conversation after `afterSeq`. */
   syncMessages(conversationId: string, afterSeq: bigint): Promise<SyncMessagesResponse>;
@@ -11,7 +11,7 @@ export interface CatchUpSource {
   listConversations(pageToken: string): Promise<ListConversationsResponse>;
 }
 
-/** What the ordering tells the client around it. */
+/** How the ordering reaches the app and the stream, without knowing either. */
 export interface OrderHooks {
   /** A message for the app, in order and once. */
   message(m: Message): void;
@@ -35,7 +35,10 @@ async function retrying(work: () => Promise<void>, keepTrying: () => boolean): P
   }
 }
 
-/** Per-conversation order: what was handed out, what is held behind a gap, and the syncs that fill gaps. */
+/**
+ * Keeps the SDK's promise per conversation (each message once, in order): what was handed out, what is held behind
+ * a gap, and the syncs that fill gaps.
+ */
 export class ConversationOrder {
   /** Highest seq handed to the app per conversation. */
   readonly lastSeq = new Map<string, bigint>();

@@ -40,7 +40,7 @@ export class Changes {
   }
 }
 
-/** A held call: it waits until `open()`. */
+/** Lets a held call answer, so a test decides when the second half of a race happens. */
 export interface Gate {
   open(): void;
 }
@@ -51,7 +51,7 @@ function gate(): Gate & { readonly opened: Promise<void> } {
   return { open, opened };
 }
 
-/** One Connect stream as the fake gateway sees it. */
+/** One Connect stream as the fake gateway sees it, so tests push frames and read what the client sent. */
 export class FakeStream {
   readonly received: ClientFrame[] = [];
   /** The client stopped sending (ended or aborted its side). */
@@ -105,12 +105,15 @@ export class FakeStream {
   }
 }
 
-/** A message of the fake store. */
+/** Builds the fake store's messages, with msg ids tests can name. */
 export function textMessage(conversationId: string, seq: number): Message {
   return create(MessageSchema, { conversationId, seq: BigInt(seq), msgId: `${conversationId}#${seq}`, senderId: "peer", content: { kind: { case: "text", value: { text: `m${seq}` } } } });
 }
 
-/** The fake deployment: what it stores, what it was asked, and hooks to hold or fail calls. */
+/**
+ * The fake deployment, so SDK races are tested without servers: what it stores, what it was asked, and hooks to
+ * hold or fail calls.
+ */
 export class FakeImServer {
   readonly changes = new Changes();
   readonly streams: FakeStream[] = [];

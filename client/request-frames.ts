@@ -2,7 +2,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { ConnectRequestSchema, type ConnectRequest } from "../gen/im/gateway/v1/gateway_pb.js";
 
-/** A frame as the SDK writes it. */
+/** A frame as the SDK writes it (an init shape, so callers do not build messages). */
 export type FrameInit = MessageInitShape<typeof ConnectRequestSchema>;
 
 /**
