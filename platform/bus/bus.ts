@@ -20,7 +20,8 @@ export interface BusRecord extends BusMessage {
 /**
  * Handles a run of records from one partition, in offset order. Resolving commits them; throwing means
  * "not done": the same records are handed over again (after a backoff) and nothing after them is delivered
- * from that partition meanwhile, so order holds and nothing is skipped.
+ * from that partition meanwhile, so order holds and nothing is skipped. The one exception, under the dead-letter
+ * decorator (dead-letters.ts): a PoisonRecordError names a record that can never be processed, which is set aside.
  */
 export type BatchHandler = (records: readonly BusRecord[]) => Promise<void>;
 
