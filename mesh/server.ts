@@ -3,7 +3,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, Interceptor, ServiceImpl } from "@connectrpc/connect";
+import { createContextKey, createContextValues, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { admitBeforeDecode, type AdmissionLimits } from "./admission.js";
 import type { CredentialVerifier } from "./identity.js";
@@ -22,6 +22,20 @@ export interface MountedService<S extends DescService = DescService> {
    * registered under the service's name and never called in-process, or calls would come back to it.
    */
   readonly proxy?: boolean;
+}
+
+/**
+ * The Node request behind a call, for handlers of long-lived streams that must end a stream whose writes are stuck
+ * (a peer that stopped reading): connect-node's write waits for 'drain' or 'error', never for 'close'.
+ */
+export const nodeRequestKey = createContextKey<http.IncomingMessage | http2.Http2ServerRequest | undefined>(undefined, { description: "node request" });
+
+/** Ends the transport of a call at once: its HTTP/2 stream is reset, an HTTP/1.1 call's socket destroyed. */
+export function destroyTransport(req: http.IncomingMessage | http2.Http2ServerRequest | undefined): void {
+  if (req === undefined) return;
+  if ("stream" in req) {
+    if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_CANCEL);
+  } else req.socket.destroy();
 }
 
 /** Pairs a descriptor with its implementation while keeping both type-checked against each other. */
@@ -103,6 +117,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     writeMaxBytes: options.writeMaxBytes ?? serverDefaults.writeMaxBytes,
     maxTimeoutMs: options.maxTimeoutMs ?? serverDefaults.maxTimeoutMs,
     shutdownSignal: shutdown.signal,
+    contextValues: (req) => createContextValues().set(nodeRequestKey, req),
     fallback: (req, res) => {
       if (req.method === "GET" && req.url === "/metrics" && options.metrics) {
         const metrics = options.metrics;

@@ -2,6 +2,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Kick_Reason, KickSchema, ServerFrameSchema, type ServerFrame } from "../../gen/im/gateway/v1/gateway_pb.js";
 import type { Message } from "../../gen/im/msg/v1/msg_pb.js";
 import type { Identity } from "../../mesh/identity.js";
+import { ConversationOrder, type OrderOptions } from "./conversation-order.js";
 
 /** A verified end user, as the gateway holds them. */
 export type UserIdentity = Extract<Identity, { kind: "user" }>;
@@ -18,8 +19,11 @@ export class Connection {
   private queue: ServerFrame[] = [];
   /** Messages pushed to this device and not acknowledged yet, by `${conversation} ${seq}`. */
   private readonly unacked = new Map<string, Message>();
+  /** Message frames in seq order per conversation, once each (DESIGN.md §7.8). */
+  readonly order: ConversationOrder;
   private wake: (() => void) | undefined;
   private ended = false;
+  private readonly closeListeners: (() => void)[] = [];
   lastHeard = Date.now();
 
   constructor(
@@ -28,7 +32,11 @@ export class Connection {
     readonly authorization: string,
     /** The client's address, forwarded for per-address limits. */
     readonly forwardedFor: string,
-  ) {}
+    /** Where gaps in a conversation are filled from (default: nowhere; held messages go out after the wait). */
+    order: OrderOptions = { fetchAfter: async () => [] },
+  ) {
+    this.order = new ConversationOrder((m) => this.emit(m), order);
+  }
 
   get key(): string {
     return connectionKey(this.identity.appId, this.identity.userId, this.identity.deviceId);
@@ -41,7 +49,7 @@ export class Connection {
   /** Queues a frame; false when the stream is gone or has just been closed for being too slow. */
   send(frame: MessageInitShape<typeof ServerFrameSchema>): boolean {
     if (this.ended) return false;
-    if (this.queue.length >= maxQueuedFrames) {
+    if (this.queue.length + this.order.held >= maxQueuedFrames) {
       this.kick(Kick_Reason.SLOW_CONSUMER, "too many frames waiting for this client; reconnect and sync", true);
       return false;
     }
@@ -50,16 +58,23 @@ export class Connection {
     return true;
   }
 
-  /** Queues a pushed message and remembers it until the device acknowledges it. */
-  deliver(frame: MessageInitShape<typeof ServerFrameSchema>): boolean {
-    const sent = this.send(frame);
+  /**
+   * Takes a pushed frame: a message goes through the conversation order (sent in seq order, once, and remembered
+   * until the device acknowledges it); `replay` marks the offline inbox, which goes before live messages.
+   */
+  deliver(frame: MessageInitShape<typeof ServerFrameSchema>, options: { replay?: boolean } = {}): boolean {
+    if (this.ended) return false;
     const body = frame.body;
-    if (sent && body?.case === "message" && body.value) {
-      const m = body.value as Message;
-      if (this.unacked.size >= maxQueuedFrames) this.unacked.delete(this.unacked.keys().next().value!);
-      this.unacked.set(`${m.conversationId} ${m.seq}`, m);
-    }
-    return sent;
+    if (body?.case !== "message" || body.value === undefined) return this.send(frame);
+    this.order.offer(body.value as Message, options);
+    return !this.ended;
+  }
+
+  private emit(m: Message): boolean {
+    if (!this.send({ body: { case: "message", value: m } })) return false;
+    if (this.unacked.size >= maxQueuedFrames) this.unacked.delete(this.unacked.keys().next().value!);
+    this.unacked.set(`${m.conversationId} ${m.seq}`, m);
+    return true;
   }
 
   /** The device has everything of the conversation up to seq. */
@@ -67,9 +82,9 @@ export class Connection {
     for (const [key, m] of this.unacked) if (m.conversationId === conversationId && m.seq <= seq) this.unacked.delete(key);
   }
 
-  /** What was pushed and never acknowledged (once the stream is over), oldest first. */
+  /** What was pushed and never acknowledged, or still held behind a gap (once the stream is over), oldest first. */
   takeUnacked(): Message[] {
-    const left = [...this.unacked.values()];
+    const left = [...this.unacked.values(), ...this.order.stop()];
     this.unacked.clear();
     return left;
   }
@@ -85,8 +100,17 @@ export class Connection {
 
   /** Ends the stream once the queue is drained. */
   close(): void {
-    this.ended = true;
+    if (!this.ended) {
+      this.ended = true;
+      for (const listener of this.closeListeners.splice(0)) listener();
+    }
     this.wake?.();
+  }
+
+  /** Runs once when the connection is closed (kicked, replaced, drained, or its stream gone). */
+  onClose(listener: () => void): void {
+    if (this.ended) listener();
+    else this.closeListeners.push(listener);
   }
 
   /** The frames to write, until the connection ends. */

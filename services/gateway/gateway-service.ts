@@ -16,6 +16,7 @@ import { MsgInternalService, MsgService } from "../../gen/im/msg/v1/msg_pb.js";
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import { validationError } from "../../mesh/interceptors/validation-interceptor.js";
 import { encodeRoute, kickDevice, routeKey } from "../../mesh/routes.js";
+import { destroyTransport, nodeRequestKey } from "../../mesh/server.js";
 import type { MeshClients } from "../../mesh/service-client.js";
 import type { Registration, Registry } from "../../platform/registry/registry.js";
 import { Connection, connectionKey } from "./connection.js";
@@ -34,6 +35,13 @@ export interface GatewayDeps {
   readonly metrics?: Metrics;
   /** Heartbeat period announced to clients; a stream silent for three of them is closed (default 30 s). */
   readonly heartbeatMs?: number;
+  /**
+   * How long a closed connection may take to finish writing (its kick, its queue) before its transport is torn
+   * down and it is cleaned up anyway (default: the heartbeat period, at most 5 s).
+   */
+  readonly closeGraceMs?: number;
+  /** How long a gap in a conversation is waited for before held messages go out (default 1 s). */
+  readonly gapWaitMs?: number;
   /** Presence frames for the users a stream follows. */
   readonly presence?: PresenceTracker;
   /** Typing frames to the other members of a conversation. */
@@ -127,6 +135,8 @@ export function createGatewayServices(deps: GatewayDeps): {
         const req = frame.body.value;
         try {
           const ok = await msg.sendMessage(req, asClient(conn));
+          // The device knows its own message from this result: later ones need not wait for it, nor repeat it.
+          conn.order.known(ok.conversationId, ok.seq);
           reply({ case: "sendResult", value: { clientMsgId: req.clientMsgId, result: { case: "ok", value: ok } } });
         } catch (err) {
           reply({ case: "sendResult", value: { clientMsgId: req.clientMsgId, result: { case: "error", value: frameError(err) } } });
@@ -168,7 +178,12 @@ export function createGatewayServices(deps: GatewayDeps): {
   /** Opens a device's stream: registers it and its route, then the welcome and the offline inbox. */
   const open = async (ctx: HandlerContext): Promise<{ conn: Connection; pending: Map<string, bigint>; close: () => Promise<void> }> => {
     const me = requireUser(ctx);
-    const conn = new Connection(me, ctx.requestHeader.get("authorization") ?? "", ctx.requestHeader.get("x-forwarded-for") ?? "");
+    const conn: Connection = new Connection(me, ctx.requestHeader.get("authorization") ?? "", ctx.requestHeader.get("x-forwarded-for") ?? "", {
+      fetchAfter: async (conversationId, afterSeq) => (await msg.syncMessages({ conversationId, afterSeq, limit: 100 }, asClient(conn))).messages,
+      gapWaitMs: deps.gapWaitMs,
+    });
+    // Live pushes wait until the offline inbox is out, so the stream starts with the oldest messages.
+    conn.order.beginReplay();
     hub.add(conn);
     const key = routeKey(me.appId, me.userId, me.deviceId);
     const registration = await deps.registration();
@@ -188,41 +203,59 @@ export function createGatewayServices(deps: GatewayDeps): {
       const inbox = await msgInternal.fetchOffline({ appId: me.appId, userId: me.userId, limit: 500 });
       for (const m of inbox.messages) {
         if (m.seq > (pending.get(m.conversationId) ?? 0n)) pending.set(m.conversationId, m.seq);
-        conn.deliver({ body: { case: "message", value: m } });
+        conn.deliver({ body: { case: "message", value: m } }, { replay: true });
       }
     } catch (err) {
       // Not fatal: the client resumes by ListConversations and Sync.
-      deps.logger.warn({ err: String(err) }, "fetching the offline inbox failed");
+      deps.logger.warn({ err }, "fetching the offline inbox failed");
+    } finally {
+      conn.order.endReplay();
     }
     const silence = setInterval(() => {
       if (Date.now() - conn.lastHeard > 3 * heartbeatMs) conn.kick(Kick_Reason.IDLE, "no heartbeat for three intervals", true);
     }, heartbeatMs);
     silence.unref();
-    ctx.signal.addEventListener("abort", () => conn.close(), { once: true });
-    return {
-      conn,
-      pending,
-      close: async () => {
-        clearInterval(silence);
-        conn.close();
-        const current = hub.remove(conn);
-        deps.presence?.unfollow(conn);
-        if (current) {
-          await deps.presence?.closed(me.appId, me.userId).catch(() => {});
-          await registration.delete(key, route).catch((err: unknown) => deps.logger.warn({ err: String(err) }, "removing a route failed; it goes with the lease"));
-        }
-        // What the device never acknowledged goes to its new stream, or back to the inbox for the next one.
-        const unacked = conn.takeUnacked();
-        if (unacked.length === 0) return;
-        const successor = current ? undefined : hub.get(me.appId, me.userId, me.deviceId);
-        if (successor) for (const m of unacked) successor.deliver({ body: { case: "message", value: m } });
-        else {
-          await msgInternal
-            .requeueOffline({ appId: me.appId, userId: me.userId, messages: unacked })
-            .catch((err: unknown) => deps.logger.warn({ err: String(err), count: unacked.length }, "requeueing unacknowledged messages failed; the device catches up by sync"));
-        }
-      },
+    let finishing: Promise<void> | undefined;
+    const finish = () => (finishing ??= cleanUp());
+    // A stream whose transport is gone is cleaned up at once, whatever its write loop is waiting for.
+    ctx.signal.addEventListener("abort", () => {
+      conn.close();
+      void finish();
+    }, { once: true });
+    if (ctx.signal.aborted) {
+      conn.close();
+      void finish();
+    }
+    // A closed connection whose last frames cannot be written (a peer that stopped reading) is torn down.
+    const graceMs = deps.closeGraceMs ?? Math.min(heartbeatMs, 5_000);
+    conn.onClose(() => {
+      setTimeout(() => {
+        if (finishing !== undefined) return;
+        destroyTransport(ctx.values.get(nodeRequestKey));
+        void finish();
+      }, graceMs).unref();
+    });
+    const cleanUp = async () => {
+      clearInterval(silence);
+      conn.close();
+      const current = hub.remove(conn);
+      deps.presence?.unfollow(conn);
+      if (current) {
+        await deps.presence?.closed(me.appId, me.userId).catch(() => {});
+        await registration.delete(key, route).catch((err: unknown) => deps.logger.warn({ err: String(err) }, "removing a route failed; it goes with the lease"));
+      }
+      // What the device never acknowledged goes to its new stream, or back to the inbox for the next one.
+      const unacked = conn.takeUnacked();
+      if (unacked.length === 0) return;
+      const successor = current ? undefined : hub.get(me.appId, me.userId, me.deviceId);
+      if (successor) for (const m of unacked) successor.deliver({ body: { case: "message", value: m } });
+      else {
+        await msgInternal
+          .requeueOffline({ appId: me.appId, userId: me.userId, messages: unacked })
+          .catch((err: unknown) => deps.logger.warn({ err, count: unacked.length }, "requeueing unacknowledged messages failed; the device catches up by sync"));
+      }
     };
+    return { conn, pending, close: finish };
   };
 
   const gateway: ServiceImpl<typeof GatewayService> = {
