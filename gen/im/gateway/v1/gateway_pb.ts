@@ -918,6 +918,14 @@ export const GatewayService: GenService<{
   /**
    * Connect is the bidi stream of a device: sends, acks, syncs and typing go up; messages and events come down.
    *
+   * Order and once-only: on one stream, each conversation's `message` frames come in strictly increasing seq,
+   * each at most once, across the offline/online boundary: the offline inbox is replayed first, then live
+   * messages, and a seq the device already got on this stream (or knows from its own send_result) is not sent
+   * again. A seq that was issued but never stored can leave a gap: a client that sees seq N+k after N syncs the
+   * range (SyncMessages) to fill it. Messages the device does not acknowledge (Ack frames) before the stream
+   * ends are replayed on its next stream. A stream that cannot be written to (the client stopped reading) is
+   * closed after its kick, and the gateway cleans it up within one heartbeat interval.
+   *
    * @generated from rpc im.gateway.v1.GatewayService.Connect
    */
   connect: {
