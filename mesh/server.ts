@@ -6,6 +6,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createContextKey, createContextValues, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { admitBeforeDecode, type AdmissionLimits } from "./admission.js";
+import { appendForwardedFor } from "./client-address.js";
 import type { CredentialVerifier } from "./identity.js";
 import { reclassifyMalformedRequests } from "./malformed-requests.js";
 import type { Logger } from "pino";
@@ -61,10 +62,13 @@ export interface ServerOptions {
   /** Upper bound on a client-requested deadline. */
   readonly maxTimeoutMs?: number;
   /**
-   * The public edge (the gateway): `x-forwarded-for` is set to the client's socket address, replacing whatever
-   * the client sent, so per-address limits downstream cannot be dodged or turned against others.
+   * The public edge (the gateway): the client's socket address is appended to `x-forwarded-for` (see
+   * client-address.ts), so per-address limits downstream cannot be dodged or turned against others; and /metrics
+   * needs the operator's credential there (it stays open on internal ports, for Prometheus).
    */
   readonly publicEdge?: boolean;
+  /** Connection and request time limits (default serverTimeouts). */
+  readonly timeouts?: Partial<ServerTimeouts>;
   /**
    * Authenticates each call from its headers before its body is read (see admission.ts); the auth interceptor
    * then uses that verdict. Without it, calls are authenticated by the interceptors alone, after parsing.
@@ -95,7 +99,34 @@ export const serverDefaults = {
   graceMs: 10_000,
 } as const;
 
+/**
+ * How long a peer may take at each stage before its connection or stream is closed, so silent or trickling
+ * connections cannot pile up. Long-lived streams (Connect, Subscribe, Health/Watch) are cut by none of them: they
+ * keep their session busy and their request body is either done at once or, for bidi streams, never timed.
+ */
+export interface ServerTimeouts {
+  /** A new connection must send its first bytes (the HTTP/2 preface or an HTTP/1.1 request line) within this. */
+  readonly firstBytesMs: number;
+  /** HTTP/1.1 request headers must be complete within this; an HTTP/2 session must open its first stream within it. */
+  readonly headersMs: number;
+  /** A request body must be complete within this, except for client- and bidi-streaming calls. */
+  readonly bodyMs: number;
+  /** An HTTP/2 session without an open stream is closed (GOAWAY) after this. */
+  readonly idleSessionMs: number;
+}
+
+/** Default time limits: a phone on a slow link sends a 1 MiB body in under 20 s. */
+export const serverTimeouts: ServerTimeouts = { firstBytesMs: 10_000, headersMs: 10_000, bodyMs: 20_000, idleSessionMs: 60_000 };
+
 const http2Preface = "PRI ";
+
+type NodeServerRequest = Parameters<ReturnType<typeof connectNodeAdapter>>[0];
+type NodeServerResponse = Parameters<ReturnType<typeof connectNodeAdapter>>[1];
+
+/** The Bearer credential of an HTTP request, if any. */
+function bearerOf(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : /^Bearer\s+(\S{1,8192})$/i.exec(header)?.[1];
+}
 
 /**
  * Starts one listener that speaks Connect, gRPC and gRPC-Web over HTTP/2 (prior knowledge) and Connect unary and
@@ -103,12 +134,29 @@ const http2Preface = "PRI ";
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const health = new HealthStatus([Health.typeName, ...options.services.map((s) => s.desc.typeName)]);
+  const timeouts: ServerTimeouts = { ...serverTimeouts, ...options.timeouts };
   const shutdown = new AbortController();
   const routes = (router: ConnectRouter) => {
     router.service(Health, createHealthService(health));
     for (const { desc, impl } of options.services) router.service(desc, impl);
     if (options.verifier) admitBeforeDecode(router.handlers, options.verifier, options.admission);
     reclassifyMalformedRequests(router.handlers);
+  };
+  // On the public edge, metrics are the operator's: they name services, methods and error rates.
+  const metricsAllowed = async (req: NodeServerRequest): Promise<boolean> => {
+    if (!options.publicEdge) return true;
+    const token = bearerOf(req.headers.authorization);
+    return token !== undefined && options.verifier !== undefined && (await options.verifier.verifyAdmin(token)) !== undefined;
+  };
+  const serveMetrics = async (metrics: Registry, req: NodeServerRequest, res: NodeServerResponse) => {
+    if (!(await metricsAllowed(req))) {
+      res.writeHead(401, { "content-type": "text/plain", "www-authenticate": 'Bearer realm="metrics"' });
+      res.end("/metrics on the public port needs the operator's credential (authorization: Bearer <IM_ADMIN_TOKEN>)\n");
+      return;
+    }
+    const body = await metrics.metrics();
+    res.writeHead(200, { "content-type": metrics.contentType });
+    res.end(body);
   };
   const handler = connectNodeAdapter({
     routes,
@@ -120,18 +168,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     contextValues: (req) => createContextValues().set(nodeRequestKey, req),
     fallback: (req, res) => {
       if (req.method === "GET" && req.url === "/metrics" && options.metrics) {
-        const metrics = options.metrics;
-        metrics.metrics().then(
-          (body) => {
-            res.writeHead(200, { "content-type": metrics.contentType });
-            res.end(body);
-          },
-          (err: unknown) => {
-            options.logger?.error({ err }, "metrics collection failed");
-            res.writeHead(500, { "content-type": "text/plain" });
-            res.end("metrics collection failed\n");
-          },
-        );
+        serveMetrics(options.metrics, req, res).catch((err: unknown) => {
+          options.logger?.error({ err }, "metrics collection failed");
+          if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+          res.end("metrics collection failed\n");
+        });
         return;
       }
       res.writeHead(404, { "content-type": "text/plain" });
@@ -139,18 +180,48 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   });
 
-  const serve: typeof handler = options.publicEdge
-    ? (req, res) => {
-        req.headers["x-forwarded-for"] = req.socket?.remoteAddress ?? "unknown";
-        handler(req, res);
-      }
-    : handler;
+  // Request bodies are timed, except those of calls whose request is a stream by design.
+  const untimedBodies = new Set(
+    [{ desc: Health }, ...options.services].flatMap(({ desc }) =>
+      desc.methods.filter((m) => m.methodKind === "bidi_streaming" || m.methodKind === "client_streaming").map((m) => `/${desc.typeName}/${m.name}`),
+    ),
+  );
+  const timeBody = (req: NodeServerRequest, res: NodeServerResponse) => {
+    if (req.readableEnded || untimedBodies.has((req.url ?? "").split("?")[0]!)) return;
+    const timer = setTimeout(() => {
+      if (req.readableEnded) return;
+      options.logger?.info({ url: req.url, afterMs: timeouts.bodyMs }, "request body incomplete in time; closing its stream");
+      destroyTransport(req);
+    }, timeouts.bodyMs);
+    timer.unref();
+    const done = () => clearTimeout(timer);
+    req.once("end", done);
+    req.once("close", done);
+    res.once("close", done);
+  };
+  const serve: typeof handler = (req, res) => {
+    if (options.publicEdge) req.headers["x-forwarded-for"] = appendForwardedFor(req.headers["x-forwarded-for"], req.socket?.remoteAddress);
+    timeBody(req, res);
+    handler(req, res);
+  };
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, serve);
-  const h1 = http.createServer({ keepAliveTimeout: 5_000 }, serve);
+  const h1 = http.createServer(
+    {
+      keepAliveTimeout: 5_000,
+      headersTimeout: timeouts.headersMs,
+      requestTimeout: timeouts.headersMs + timeouts.bodyMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(timeouts.headersMs / 4))),
+    },
+    serve,
+  );
+  // h1 never listens itself (connections are handed to it), and Node tracks connections for headersTimeout,
+  // requestTimeout and closeIdleConnections only once its server has emitted 'listening'.
+  h1.emit("listening");
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    closeWhenIdle(session, timeouts);
   });
   const sockets = new Set<net.Socket>();
 
@@ -158,8 +229,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const listener = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    const silent = setTimeout(() => socket.destroy(), timeouts.firstBytesMs);
+    silent.unref();
     const route = () => {
       if (socket.readableLength < http2Preface.length && !socket.readableEnded) return false;
+      clearTimeout(silent);
       socket.off("readable", onReadable);
       const head = socket.read() as Buffer | null;
       if (head === null) {
@@ -174,6 +248,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const onReadable = () => void route();
     socket.on("readable", onReadable);
     socket.once("error", () => socket.destroy());
+    socket.once("close", () => clearTimeout(silent));
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -201,6 +276,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       clearTimeout(timer);
       if (!shutdown.signal.aborted) shutdown.abort(new Error(`${options.name} is shutting down`));
       for (const socket of sockets) socket.destroy();
+      h1.close(() => {});
       await stopped;
       options.logger?.info(`${options.name} stopped`);
     })();
@@ -208,4 +284,32 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   return { port: address.port, url, health, close };
+}
+
+/**
+ * Closes an HTTP/2 session while it has no open stream: one that opened none within headersMs (a slow or silent
+ * preface) is destroyed, one idle for idleSessionMs after its streams is sent GOAWAY.
+ */
+function closeWhenIdle(session: http2.ServerHttp2Session, timeouts: ServerTimeouts): void {
+  let open = 0;
+  let everOpened = false;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => {
+      if (!everOpened) return session.destroy();
+      session.close();
+      setTimeout(() => session.destroy(), 1_000).unref();
+    }, everOpened ? timeouts.idleSessionMs : timeouts.headersMs);
+    timer.unref();
+  };
+  session.on("stream", (stream) => {
+    open++;
+    everOpened = true;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      if (--open === 0 && !session.closed && !session.destroyed) arm();
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
+  arm();
 }

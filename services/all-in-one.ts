@@ -13,7 +13,7 @@ try {
       "",
       `im-mesh is running (all-in-one, in-memory adapters) at ${url}`,
       `  health:  npx buf curl --schema proto --protocol grpc --http2-prior-knowledge ${url}/grpc.health.v1.Health/Check`,
-      `  metrics: curl ${url}/metrics`,
+      `  metrics: curl -H "authorization: Bearer $IM_ADMIN_TOKEN" ${url}/metrics   (the public port needs the operator's credential)`,
       `  demo:    app key ${demo.apiKey}; users ${demo.users.map((u) => u.username).join(", ")}; password ${demo.password}`,
       `  sign in: npx buf curl --schema proto --protocol grpc --http2-prior-knowledge ${url}/im.auth.v1.AuthService/Login \\`,
       `             -d '{"apiKey":"${demo.apiKey}","username":"alice","password":"${demo.password}","device":{"deviceId":"cli"}}'`,

@@ -74,11 +74,13 @@ describe("raw stream order, mesh mode on two gateways @infra", function () {
 describe("a stream whose client stopped reading, all-in-one", function () {
   this.timeout(60_000);
   let deployment: TestDeployment;
-  beforeEach(async () => (deployment = await startAllInOneDeployment({ IM_HEARTBEAT_SECONDS: "1" })));
+  // The gateway is the public edge: its /metrics takes the operator's credential.
+  const adminToken = "operator-credential-for-the-raw-stream-test";
+  beforeEach(async () => (deployment = await startAllInOneDeployment({ IM_HEARTBEAT_SECONDS: "1", IM_ADMIN_TOKEN: adminToken })));
   afterEach(() => deployment.stop());
 
   const connections = async () => {
-    const text = await (await fetch(`${deployment.urls[0]}/metrics`)).text();
+    const text = await (await fetch(`${deployment.urls[0]}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } })).text();
     return Number(/^gateway_connections(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? "NaN");
   };
   const until = async (what: string, check: () => Promise<boolean>) => {

@@ -11,6 +11,7 @@ import {
   type Session,
   SessionSchema,
 } from "../../gen/im/auth/v1/auth_pb.js";
+import { clientAddress, TrustedProxies } from "../../mesh/client-address.js";
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import type { Kv } from "../../platform/kv/kv.js";
 import type { Account, AccountStore } from "./account-store.js";
@@ -34,6 +35,8 @@ export interface AuthDeps {
   readonly verifier: AccessTokenVerifier;
   readonly revocations: Revocations;
   readonly kv: Kv;
+  /** Proxies in front of the gateway whose x-forwarded-for entries are believed (default: none). */
+  readonly trustedProxies?: TrustedProxies;
   /** Closes a signed-out device's stream on its gateway (absent in tests without gateways). */
   readonly kickDevice?: (device: { appId: string; userId: string; deviceId: string }) => Promise<void>;
 }
@@ -43,10 +46,6 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 const invalidLogin = () => new ConnectError("wrong username, email or password", Code.Unauthenticated);
 
 
-/** The client's address as the gateway forwards it; the gateway overwrites whatever a client sent. */
-function clientAddress(ctx: HandlerContext): string {
-  return ctx.requestHeader.get("x-forwarded-for")?.split(",")[0]?.trim() || "unknown";
-}
 
 /** Builds the auth service's handlers (public and internal) over its stores and keys. */
 export function createAuthServices(deps: AuthDeps): {
@@ -54,6 +53,10 @@ export function createAuthServices(deps: AuthDeps): {
   internal: ServiceImpl<typeof AuthInternalService>;
   admin: ServiceImpl<typeof AuthAdminService>;
 } {
+  const trusted = deps.trustedProxies ?? new TrustedProxies();
+  /** The client's address: the gateway appends the one it saw, and only trusted proxies' entries count before it. */
+  const addressOf = (ctx: HandlerContext) => clientAddress(ctx.requestHeader.get("x-forwarded-for"), trusted);
+
   const session = async (account: Account, device: DeviceInfo, familyId: string = randomUUID()): Promise<Session> => {
     const access = await deps.issuer.issue({ appId: account.appId, userId: account.id, deviceId: device.deviceId });
     const refresh = randomBytes(32).toString("base64url");
@@ -124,7 +127,7 @@ export function createAuthServices(deps: AuthDeps): {
     async login(req, ctx) {
       const app = await appFor(req.apiKey);
       const login = req.login.case === "email" ? req.login.value.toLowerCase() : (req.login.value ?? "").toLowerCase();
-      await throttle(`rl:login:address:${clientAddress(ctx)}`, perAddress, "from this address");
+      await throttle(`rl:login:address:${addressOf(ctx)}`, perAddress, "from this address");
       await throttle(`rl:login:account:${app.id}:${login}`, perAccount, "for this account");
       const account =
         req.login.case === "email" ? await deps.accounts.findAccountByEmail(app.id, login) : await deps.accounts.findAccountByUsername(app.id, login);
