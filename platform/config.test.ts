@@ -89,4 +89,22 @@ describe("config", () => {
     expect(redact("mysql://im_service:secret@127.0.0.1:3306/im_chat")).to.equal("mysql://im_service:***@127.0.0.1:3306/im_chat");
     expect(redact("redis://127.0.0.1:6379")).to.equal("redis://127.0.0.1:6379");
   });
+
+  it("reads the abuse limits (#18): rates as burst/seconds or off, with defaults, and trusted proxies as addresses or CIDR ranges", () => {
+    const defaults = loadConfig("all-in-one", [], {}).limits;
+    expect(defaults).to.deep.equal({
+      sendPerUser: { capacity: 50, refillPerSecond: 5 },
+      sendPerApp: { capacity: 2000, refillPerSecond: 2000 },
+      registerPerAddress: { capacity: 10, refillPerSecond: 10 / 3600 },
+      registerPerApp: { capacity: 100, refillPerSecond: 100 / 60 },
+      trustedProxies: [],
+    });
+    const set = loadConfig("all-in-one", [], { IM_SEND_RATE_USER: "3 / 60", IM_SEND_RATE_APP: "off", IM_TRUSTED_PROXIES: "10.0.0.0/8, 192.0.2.7,fd00::/8" }).limits;
+    expect(set.sendPerUser).to.deep.equal({ capacity: 3, refillPerSecond: 0.05 });
+    expect(set.sendPerApp).to.equal(undefined);
+    expect(set.trustedProxies).to.deep.equal(["10.0.0.0/8", "192.0.2.7", "fd00::/8"]);
+    for (const [name, value] of [["IM_SEND_RATE_USER", "fast"], ["IM_REGISTER_RATE_APP", "0/10"], ["IM_TRUSTED_PROXIES", "10.0.0.0/33"], ["IM_TRUSTED_PROXIES", "proxy.local"]]) {
+      expect(() => loadConfig("all-in-one", [], { [name!]: value }), `${name}=${value}`).to.throw(ConfigError, new RegExp(`^${name}: "`));
+    }
+  });
 });

@@ -1,3 +1,5 @@
+import { isIP } from "node:net";
+
 /** How the process runs: everything in one process on in-memory adapters, or one service per process on real infrastructure. */
 export type RunMode = "all-in-one" | "mesh";
 
@@ -21,6 +23,29 @@ export interface SecretsConfig {
   readonly authSigningKeys?: string;
 }
 
+/** A token bucket as configured: `capacity` at once, refilled at `refillPerSecond` (the Kv's BucketSpec). */
+export interface RateSpec {
+  readonly capacity: number;
+  readonly refillPerSecond: number;
+}
+
+/** Abuse limits (SECURITY.md); an unset limit (IM_…=off) is not enforced. */
+export interface LimitsConfig {
+  /** Messages one user may send (IM_SEND_RATE_USER, default 50/10: 50 at once, then 5 a second). */
+  readonly sendPerUser?: RateSpec;
+  /** Messages all users of one app may send together (IM_SEND_RATE_APP, default 2000/1). */
+  readonly sendPerApp?: RateSpec;
+  /** Accounts one client address may register in an app (IM_REGISTER_RATE_ADDRESS, default 10/3600). */
+  readonly registerPerAddress?: RateSpec;
+  /** Accounts an app may gain from everyone together (IM_REGISTER_RATE_APP, default 100/60). */
+  readonly registerPerApp?: RateSpec;
+  /**
+   * Proxies in front of the gateway whose x-forwarded-for entries are believed (IM_TRUSTED_PROXIES: IP addresses
+   * and CIDR ranges, comma-separated; default none, so the client's socket address is used).
+   */
+  readonly trustedProxies: readonly string[];
+}
+
 /** Typed settings of one process, read once from the environment at start. */
 export interface Config {
   readonly mode: RunMode;
@@ -41,6 +66,8 @@ export interface Config {
   readonly offlineInboxMaxMembers: number;
   /** The address other processes reach this one at (IM_ADVERTISE_HOST, e.g. the pod IP); default: the listening host. */
   readonly advertiseHost?: string;
+  /** Rate limits and the proxies trusted to name clients' addresses. */
+  readonly limits: LimitsConfig;
 }
 
 /** The five services of DESIGN.md §2, as named in processes, ports and the registry. */
@@ -126,6 +153,32 @@ function wholeNumber(env: Env, name: string, fallback: number, min: number, max:
   return value;
 }
 
+/** A rate as "<burst>/<seconds>" (burst events at once, refilled evenly over the seconds), or "off". */
+function rate(env: Env, name: string, fallback: string): RateSpec | undefined {
+  const raw = text(env, name) ?? fallback;
+  if (raw.toLowerCase() === "off") return undefined;
+  const match = /^(\d{1,9})\s*\/\s*(\d{1,9})$/.exec(raw);
+  const capacity = Number(match?.[1]);
+  const seconds = Number(match?.[2]);
+  if (match === null || capacity < 1 || seconds < 1) throw new ConfigError(name, `"${raw}" is not a rate (example: 50/10 for 50 at once and 5 a second after, or off)`);
+  return { capacity, refillPerSecond: capacity / seconds };
+}
+
+function addressList(env: Env, name: string): string[] {
+  const raw = text(env, name);
+  if (raw === undefined) return [];
+  const entries = raw.split(",").map((e) => e.trim()).filter((e) => e !== "");
+  for (const entry of entries) {
+    const [address, bits, extra] = entry.split("/");
+    const family = isIP(address ?? "");
+    const maxBits = family === 4 ? 32 : 128;
+    if (family === 0 || extra !== undefined || (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= maxBits))) {
+      throw new ConfigError(name, `"${entry}" is not an IP address or CIDR range (example: 10.0.0.0/8,192.0.2.7)`);
+    }
+  }
+  return entries;
+}
+
 /** Hides a password in a URL so a configuration error never prints a secret. */
 export function redact(value: string): string {
   return value.replace(/\/\/([^:/@]+):[^@/]*@/, "//$1:***@");
@@ -209,5 +262,12 @@ export function loadConfig(mode: RunMode, services: readonly ServiceName[], env:
     typingMaxMembers: wholeNumber(env, "IM_TYPING_MAX_MEMBERS", 100, 0, 10_000),
     offlineInboxMaxMembers: wholeNumber(env, "IM_OFFLINE_INBOX_MAX_MEMBERS", 500, 0, 10_000),
     advertiseHost: text(env, "IM_ADVERTISE_HOST"),
+    limits: {
+      sendPerUser: rate(env, "IM_SEND_RATE_USER", "50/10"),
+      sendPerApp: rate(env, "IM_SEND_RATE_APP", "2000/1"),
+      registerPerAddress: rate(env, "IM_REGISTER_RATE_ADDRESS", "10/3600"),
+      registerPerApp: rate(env, "IM_REGISTER_RATE_APP", "100/60"),
+      trustedProxies: addressList(env, "IM_TRUSTED_PROXIES"),
+    },
   };
 }
