@@ -9,6 +9,7 @@ import { pino } from "pino";
 import { AuthService } from "../gen/im/auth/v1/auth_pb.js";
 import { UserService } from "../gen/im/user/v1/user_pb.js";
 import { rpcError } from "../test/rpc-errors.js";
+import { actingForHeader, encodeActingFor } from "./acting-for.js";
 import { createServerInterceptors } from "./bootstrap.js";
 import { createMeshVerifier, ServiceCredentials } from "./identity.js";
 import { createMetricsRegistry } from "./metrics.js";
@@ -96,6 +97,18 @@ describe("admission: work bounded before authentication, validation errors bound
     expect(err.code).to.equal(Code.InvalidArgument);
     expect(err.rawMessage.length).to.be.at.most(512);
     expect(Math.max(0, ...lines.map((l) => l.length))).to.be.below(4096);
+  });
+
+  it("takes an acting-for identity only beside a mesh service credential, never from a client", async () => {
+    const client = createClient(UserService, createGrpcTransport({ baseUrl: server.url }));
+    const forged = { [actingForHeader]: encodeActingFor({ ...user, userId: "b0b00000-0000-4000-8000-000000000002" }) };
+    for (const authorization of ["Bearer good-user-token", "Bearer forged", undefined]) {
+      const err = await rpcError(client.getUser({ userId: user.userId }, { headers: { ...forged, ...(authorization ? { authorization } : {}) } }));
+      expect(err.code, `acting-for with ${authorization}`).to.equal(Code.Unauthenticated);
+    }
+    // From a mesh service it names the caller: the call passes authentication (and reaches the unimplemented handler).
+    const fromService = await rpcError(client.getUser({ userId: user.userId }, { headers: { ...forged, authorization: `Bearer ${await credentials.token()}` } }));
+    expect(fromService.code).to.equal(Code.Unimplemented);
   });
 
   it("refuses a signed-in unary body over 1 MiB with ResourceExhausted", async () => {

@@ -8,6 +8,7 @@ import { Code, ConnectError, createContextKey, createContextValues } from "@conn
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { Access, method as methodRules } from "../gen/im/options/v1/options_pb.js";
+import { actingForHeader, decodeActingFor } from "./acting-for.js";
 import type { CredentialVerifier, Identity } from "./identity.js";
 
 /** Services that answer without a credential whatever their options say: probes must reach health. */
@@ -49,6 +50,14 @@ export async function authenticate(method: DescMethod, header: Headers, verifier
   const token = bearer(header);
   if (token === undefined) throw new ConnectError(`${rpc} needs "authorization: Bearer <token>"`, Code.Unauthenticated);
   let identity: Identity | undefined;
+  const actingFor = header.get(actingForHeader);
+  if (actingFor !== null) {
+    // A mesh service calling for a user the gateway verified: the header counts only beside a service credential.
+    if ((await verifier.verifyService(token)) === undefined) throw new ConnectError(`${rpc}: ${actingForHeader} is accepted only from mesh services`, Code.Unauthenticated);
+    const user = decodeActingFor(actingFor);
+    if (access !== Access.USER) throw new ConnectError(`${rpc} is not open to users`, Code.PermissionDenied);
+    return user;
+  }
   if (access === Access.USER) identity = await verifier.verifyUser(token);
   else if (access === Access.INTERNAL) identity = await verifier.verifyService(token);
   else identity = await verifier.verifyAdmin(token);

@@ -40,14 +40,18 @@ describe("all-in-one mode", () => {
     await registry.close();
   });
 
-  it("calls services of the same process in-process, through the same interceptors", async () => {
+  it("calls services of the same process in-process, with the same identity, request id, deadline and metrics rules", async () => {
     const res = await clients.client(EchoService).relay({ echo: { text: "inside" } }, { headers: { "x-request-id": "local-1" } });
     expect(res.echo).to.include({ text: "inside", caller: "service:all-in-one", requestId: "local-1", instanceId: "solo" });
     expect(res.echo?.timeoutMs).to.be.within(1, 5000);
     const text = await metrics.metrics();
     expect(text).to.match(/rpc_server_requests_total\{rpc="im\.testing\.v1\.EchoService\/Echo",code="ok"[^}]*\} 1/);
     expect(text, "no network connection was made").to.not.match(/mesh_breaker_state\{/);
-    const invalid = await rpcError(clients.client(EchoService).echo({ delayMs: 99_999 }));
+    // protovalidate runs where requests enter; a call between services of one process is not validated again.
+    const inside = await rpcError(clients.client(EchoService).echo({ delayMs: 99_999 }, { timeoutMs: 50 }));
+    expect((inside as ConnectError).code).to.be.oneOf([Code.Canceled, Code.DeadlineExceeded]);
+    const outside = createClient(EchoService, createGrpcTransport({ baseUrl: service.server.url }));
+    const invalid = await rpcError(outside.echo({ delayMs: 99_999 }, { headers: { authorization: `Bearer ${await credentials.token()}` } }));
     expect((invalid as ConnectError).code).to.equal(Code.InvalidArgument);
   });
 

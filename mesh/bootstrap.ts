@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { createRouterTransport, type Interceptor, type Transport } from "@connectrpc/connect";
+import type { Interceptor, Transport } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { Registry as Metrics } from "prom-client";
 import { encodeInstance, instanceKey, type Registration, type Registry } from "../platform/registry/registry.js";
 import { ServingStatus } from "./health-service.js";
+import { createDirectTransport } from "./direct-transport.js";
 import type { CredentialVerifier } from "./identity.js";
 import { createAuthInterceptor } from "./interceptors/auth-interceptor.js";
 import { createErrorInterceptor } from "./interceptors/error-interceptor.js";
@@ -29,20 +30,16 @@ export function createServerInterceptors(options: { logger: Logger; metrics: Met
 }
 
 /**
- * An in-process transport to the given services through the same interceptors as the network path, so that
- * all-in-one mode calls between services skip the network but not authentication, validation or metrics.
+ * The in-process transport of a process's own services (all-in-one mode and any process calling a service it
+ * mounts): unary calls go straight to the handlers with the same identity, access, deadline, error and metrics
+ * rules as the network path (mesh/direct-transport.ts); streams pass the standard interceptors.
  */
 export function createLocalTransport(
   services: readonly MountedService[],
   options: { logger: Logger; metrics: Metrics; verifier: CredentialVerifier },
 ): { services: ReadonlySet<string>; transport: Transport } {
   const real = services.filter((s) => !s.proxy);
-  const transport = createRouterTransport(
-    (router) => {
-      for (const { desc, impl } of real) router.service(desc, impl);
-    },
-    { router: { interceptors: createServerInterceptors(options) } },
-  );
+  const transport = createDirectTransport(real, { ...options, interceptors: createServerInterceptors(options) });
   return { services: new Set(real.map((s) => s.desc.typeName)), transport };
 }
 

@@ -1,8 +1,10 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { onBehalfOf } from "./acting-for.js";
+import { identityKey } from "./interceptors/auth-interceptor.js";
 import type { MeshClients } from "./service-client.js";
 
-/** Headers a forwarded call keeps: the caller's own credential (the owning service checks it) and its address. */
+/** Headers a forwarded call keeps: the caller's credential (for calls by no verified user) and its address. */
 const forwarded = ["authorization", "x-forwarded-for"] as const;
 
 /**
@@ -15,6 +17,12 @@ export function createForwarder<S extends DescService>(desc: S, clients: MeshCli
   for (const method of desc.methods) {
     if (method.methodKind !== "unary") continue;
     impl[method.localName] = (req, ctx) => {
+      const user = ctx.values.get(identityKey);
+      // A user the gateway verified is named under its mesh credential: the owning service does not verify again.
+      if (user?.kind === "user") {
+        const address = ctx.requestHeader.get("x-forwarded-for");
+        return client[method.localName]!(req, { ...onBehalfOf(user, address === null ? undefined : { "x-forwarded-for": address }), signal: ctx.signal });
+      }
       const headers: Record<string, string> = {};
       for (const name of forwarded) {
         const value = ctx.requestHeader.get(name);

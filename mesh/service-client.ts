@@ -1,11 +1,12 @@
 import net from "node:net";
 import type { DescMessage, DescMethodStreaming, DescMethodUnary, DescService, MessageInitShape } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client, type ContextValues, type StreamResponse, type Transport, type UnaryResponse } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createContextValues, type Client, type ContextValues, type StreamResponse, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import CircuitBreaker from "opossum";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { ServiceInstance } from "../platform/registry/registry.js";
+import { actingForHeader, actingForKey, encodeActingFor, inProcessCallerKey } from "./acting-for.js";
 import { currentScope, requestIdHeader } from "./call-scope.js";
 import type { ServiceDirectory } from "./directory.js";
 
@@ -13,7 +14,7 @@ import type { ServiceDirectory } from "./directory.js";
 export interface MeshClientOptions {
   readonly directory: ServiceDirectory;
   /** Supplies this service's credential for internal RPCs. */
-  readonly credentials?: { token(): Promise<string> };
+  readonly credentials?: { token(): Promise<string>; readonly serviceName?: string };
   /** Deadline of a call that has none of its own and no incoming deadline to inherit (default 5 s). */
   readonly defaultTimeoutMs?: number;
   /** Tries of an idempotent call, on different instances when there are several (default 3). */
@@ -187,11 +188,16 @@ export class MeshClients {
     throw new ConnectError(`no healthy instance of ${service}: all ${instances.length} have open circuits`, Code.Unavailable);
   }
 
-  private async headers(header: ConstructorParameters<typeof Headers>[0]): Promise<Headers> {
+  private async headers(header: ConstructorParameters<typeof Headers>[0], contextValues?: ContextValues): Promise<Headers> {
     const h = new Headers(header);
     const scope = currentScope();
     if (scope && !h.has(requestIdHeader)) h.set(requestIdHeader, scope.requestId);
-    if (this.options.credentials && !h.has("authorization")) h.set("authorization", `Bearer ${await this.options.credentials.token()}`);
+    const user = contextValues?.get(actingForKey);
+    if (user !== undefined) {
+      // For a user the gateway verified: the service credential vouches for the named identity.
+      h.set(actingForHeader, encodeActingFor(user));
+      if (this.options.credentials) h.set("authorization", `Bearer ${await this.options.credentials.token()}`);
+    } else if (this.options.credentials && !h.has("authorization")) h.set("authorization", `Bearer ${await this.options.credentials.token()}`);
     return h;
   }
 
@@ -242,7 +248,7 @@ export class MeshClients {
       ): Promise<UnaryResponse<I, O>> => {
         const rpc = `${service}/${method.name}`;
         const deadline = this.deadline(timeoutMs);
-        const headers = await this.headers(header);
+        const headers = await this.headers(header, contextValues);
         const retryable = method.idempotency !== Idempotency.IDEMPOTENCY_UNKNOWN;
         const attempts = retryable ? (this.options.maxAttempts ?? 3) : 1;
         const tried = new Set<string>();
@@ -285,7 +291,7 @@ export class MeshClients {
         const remaining = this.streamTimeout(timeoutMs);
         try {
           const target = this.pick(service, new Set(), pinned);
-          return await target.transport.stream(method, signal, remaining, await this.headers(header), input, contextValues);
+          return await target.transport.stream(method, signal, remaining, await this.headers(header, contextValues), input, contextValues);
         } catch (err) {
           throw this.fail(err, rpc);
         }
@@ -293,15 +299,29 @@ export class MeshClients {
     };
   }
 
-  /** In-process calls still carry the request id, the credential and the deadline, and pass the same interceptors. */
+  /**
+   * In-process calls carry the request id and the deadline; the caller is vouched for as an object (the user it acts
+   * for, or this process's service) instead of a credential the callee would verify again.
+   */
   private localTransport(service: string, transport: Transport): Transport {
+    const caller = this.options.credentials?.serviceName;
+    const vouch = (contextValues: ContextValues | undefined): ContextValues => {
+      const values = contextValues ?? createContextValues();
+      if (caller !== undefined && values.get(actingForKey) === undefined) values.set(inProcessCallerKey, { kind: "service", service: caller });
+      return values;
+    };
     return {
       unary: async (method, signal, timeoutMs, header, input, contextValues) => {
         const rpc = `${service}/${method.name}`;
         const remaining = this.deadline(timeoutMs) - Date.now();
         if (remaining <= 0) throw this.fail(new ConnectError("deadline exceeded before the call could be made", Code.DeadlineExceeded), rpc);
         try {
-          const res = await transport.unary(method, signal, remaining, await this.headers(header), input, contextValues);
+          const headers = new Headers(header);
+          const scope = currentScope();
+          if (scope && !headers.has(requestIdHeader)) headers.set(requestIdHeader, scope.requestId);
+          // A call that brings its own credential is authenticated by it, as over the network.
+          const values = headers.has("authorization") ? contextValues : vouch(contextValues);
+          const res = await transport.unary(method, signal, remaining, headers, input, values);
           this.requests?.inc({ rpc, code: "ok" });
           return res;
         } catch (err) {
@@ -310,7 +330,7 @@ export class MeshClients {
       },
       stream: async (method, signal, timeoutMs, header, input, contextValues) => {
         const remaining = this.streamTimeout(timeoutMs);
-        return transport.stream(method, signal, remaining, await this.headers(header), input, contextValues);
+        return transport.stream(method, signal, remaining, await this.headers(header, contextValues), input, contextValues);
       },
     };
   }

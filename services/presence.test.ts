@@ -128,6 +128,9 @@ function presenceSuite(deploy: () => Promise<TestDeployment>): void {
     const devices = await phone.c.api.auth.listDevices({}, { headers: phone.c.api.headers() });
     expect(devices.devices.map((d) => d.deviceId)).to.include.members([phone.c.deviceId, laptop.c.deviceId]);
     await phone.c.api.auth.revokeDevice({ deviceId: laptop.c.deviceId }, { headers: phone.c.api.headers() });
+    // Its calls are refused at once: the edge checks revocation on every call, though no service re-verifies tokens.
+    const refused = await laptop.c.api.msg.listConversations({}, { headers: laptop.c.api.headers() }).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    expect(refused?.code).to.equal(Code.Unauthenticated);
     await eventually("the laptop's stream was kicked", () => laptop.states.some((s) => s.includes("kicked")));
     const refresh = await laptop.c.refreshNow().then(() => undefined, (e: unknown) => ConnectError.from(e));
     expect(refresh?.code).to.equal(Code.Unauthenticated);

@@ -18,26 +18,7 @@ const clientCodes = new Set([Code.InvalidArgument, Code.NotFound, Code.AlreadyEx
  * with only the request id, so no stack trace or driver message leaks.
  */
 export function createErrorInterceptor(logger: Logger): Interceptor {
-  const map = (err: unknown, rpc: string, scope: CallScope | undefined): ConnectError => {
-    const requestId = scope?.requestId;
-    const fields = { rpc, requestId, caller: describeIdentity(scope?.identity) };
-    if (err instanceof ConnectError) {
-      // A message built from the request (a validation error, a parse error) is capped in the log and the answer.
-      const message = capText(err.rawMessage, maxLoggedMessageChars);
-      (clientCodes.has(err.code) ? logger.info.bind(logger) : logger.warn.bind(logger))({ ...fields, code: Code[err.code], err: message }, "rpc failed");
-      return message === err.rawMessage ? err : new ConnectError(message, err.code, err.metadata, undefined, err);
-    }
-    if (err instanceof UnavailableError) {
-      logger.warn({ ...fields, component: err.component, err: err.message }, "dependency unavailable");
-      return new ConnectError(`${err.component} is unavailable; retry later (request id ${requestId})`, Code.Unavailable);
-    }
-    if (err instanceof ConflictError) {
-      logger.info({ ...fields, field: err.field }, "conflict");
-      return new ConnectError(err.message, Code.AlreadyExists);
-    }
-    logger.error({ ...fields, err }, "unexpected error");
-    return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);
-  };
+  const map = createErrorMapper(logger);
   return (next) => async (req) => {
     const rpc = `${req.service.typeName}/${req.method.name}`;
     const scope = currentScope();
@@ -57,5 +38,32 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
     } catch (err) {
       throw map(err, rpc, scope);
     }
+  };
+}
+
+/**
+ * The mapping of the error interceptor as a function, for the in-process transport (which runs no interceptor
+ * chain): logs the failure and returns what the caller may see.
+ */
+export function createErrorMapper(logger: Logger): (err: unknown, rpc: string, scope: CallScope | undefined) => ConnectError {
+  return (err, rpc, scope) => {
+    const requestId = scope?.requestId;
+    const fields = { rpc, requestId, caller: describeIdentity(scope?.identity) };
+    if (err instanceof ConnectError) {
+      // A message built from the request (a validation error, a parse error) is capped in the log and the answer.
+      const message = capText(err.rawMessage, maxLoggedMessageChars);
+      (clientCodes.has(err.code) ? logger.info.bind(logger) : logger.warn.bind(logger))({ ...fields, code: Code[err.code], err: message }, "rpc failed");
+      return message === err.rawMessage ? err : new ConnectError(message, err.code, err.metadata, undefined, err);
+    }
+    if (err instanceof UnavailableError) {
+      logger.warn({ ...fields, component: err.component, err: err.message }, "dependency unavailable");
+      return new ConnectError(`${err.component} is unavailable; retry later (request id ${requestId})`, Code.Unavailable);
+    }
+    if (err instanceof ConflictError) {
+      logger.info({ ...fields, field: err.field }, "conflict");
+      return new ConnectError(err.message, Code.AlreadyExists);
+    }
+    logger.error({ ...fields, err }, "unexpected error");
+    return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);
   };
 }

@@ -2,9 +2,8 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { wrapIterable } from "./scoped-iterable.js";
 
-/** RED metrics per RPC: requests and errors by code, and a latency histogram (streams: until they end). */
-export function createMetricsInterceptor(registry: Registry): Interceptor {
-  // The network server and the in-process transport of one process share these series.
+/** The RED series of a process's servers, shared by the network server and the in-process transport. */
+export function rpcServerMetrics(registry: Registry): { requests: Counter; duration: Histogram } {
   const requests =
     (registry.getSingleMetric("rpc_server_requests_total") as Counter | undefined) ??
     new Counter({
@@ -22,6 +21,12 @@ export function createMetricsInterceptor(registry: Registry): Interceptor {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
+  return { requests, duration };
+}
+
+/** RED metrics per RPC: requests and errors by code, and a latency histogram (streams: until they end). */
+export function createMetricsInterceptor(registry: Registry): Interceptor {
+  const { requests, duration } = rpcServerMetrics(registry);
   return (next) => async (req) => {
     const rpc = `${req.service.typeName}/${req.method.name}`;
     const stop = duration.startTimer({ rpc });

@@ -28,8 +28,6 @@ export class Connection {
 
   constructor(
     readonly identity: UserIdentity,
-    /** The client's bearer credential, forwarded on the calls made for it. */
-    readonly authorization: string,
     /** The client's address, forwarded for per-address limits. */
     readonly forwardedFor: string,
     /** Where gaps in a conversation are filled from (default: nowhere; held messages go out after the wait). */

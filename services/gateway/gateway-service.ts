@@ -13,6 +13,7 @@ import {
   type ServerFrameSchema,
 } from "../../gen/im/gateway/v1/gateway_pb.js";
 import { MsgInternalService, MsgService } from "../../gen/im/msg/v1/msg_pb.js";
+import { onBehalfOf } from "../../mesh/acting-for.js";
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import { validationError } from "../../mesh/interceptors/validation-interceptor.js";
 import { encodeRoute, kickDevice, routeKey } from "../../mesh/routes.js";
@@ -105,8 +106,11 @@ export function createGatewayServices(deps: GatewayDeps): {
   const msg = deps.clients.client(MsgService);
   const msgInternal = deps.clients.client(MsgInternalService);
 
-  /** Headers of calls made on the client's behalf: its own token, so the owning service checks it. */
-  const asClient = (conn: Connection) => ({ headers: { authorization: conn.authorization, "x-forwarded-for": conn.forwardedFor } });
+  /**
+   * Options of calls made on the client's behalf: the identity verified when its stream opened (no service
+   * verifies its token again; revocation kicks the stream) and its address, for per-address limits.
+   */
+  const asClient = (conn: Connection) => onBehalfOf(conn.identity, { "x-forwarded-for": conn.forwardedFor });
 
   /** Acks of conversations that had offline entries delivered on this connection remove those entries. */
   const ackOffline = async (conn: Connection, pending: Map<string, bigint>, acks: readonly { conversationId: string; seq: bigint }[]) => {
@@ -178,7 +182,7 @@ export function createGatewayServices(deps: GatewayDeps): {
   /** Opens a device's stream: registers it and its route, then the welcome and the offline inbox. */
   const open = async (ctx: HandlerContext): Promise<{ conn: Connection; pending: Map<string, bigint>; close: () => Promise<void> }> => {
     const me = requireUser(ctx);
-    const conn: Connection = new Connection(me, ctx.requestHeader.get("authorization") ?? "", ctx.requestHeader.get("x-forwarded-for") ?? "", {
+    const conn: Connection = new Connection(me, ctx.requestHeader.get("x-forwarded-for") ?? "", {
       fetchAfter: async (conversationId, afterSeq) => (await msg.syncMessages({ conversationId, afterSeq, limit: 100 }, asClient(conn))).messages,
       gapWaitMs: deps.gapWaitMs,
     });

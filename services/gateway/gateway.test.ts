@@ -154,7 +154,7 @@ describe("gateway", function () {
   });
 
   it("bounds a slow client's queue: past the limit it gets only a kick and nothing more is queued", async () => {
-    const conn = new Connection({ kind: "user", appId: demo.appId, userId: alice.id, deviceId: "d", tokenId: "t" }, "", "");
+    const conn = new Connection({ kind: "user", appId: demo.appId, userId: alice.id, deviceId: "d", tokenId: "t" }, "");
     for (let i = 0; i < maxQueuedFrames; i++) expect(conn.send({ body: { case: "pong", value: {} } })).to.equal(true);
     expect(conn.send({ body: { case: "pong", value: {} } })).to.equal(false);
     expect(conn.closed).to.equal(true);

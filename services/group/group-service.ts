@@ -5,6 +5,7 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import { GroupRole, GroupSchema, MemberSchema, type Group, type GroupInternalService, type GroupService, type Member } from "../../gen/im/group/v1/group_pb.js";
 import { MsgInternalService, SystemContent_Kind } from "../../gen/im/msg/v1/msg_pb.js";
 import { UserService } from "../../gen/im/user/v1/user_pb.js";
+import { onBehalfOf } from "../../mesh/acting-for.js";
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import type { MeshClients } from "../../mesh/service-client.js";
 import type { Kv } from "../../platform/kv/kv.js";
@@ -107,10 +108,10 @@ export function createGroupServices(deps: GroupDeps): { group: ServiceImpl<typeo
   /** Users of the caller's app among the ids, or NotFound naming those that are not (asked as the caller). */
   const requireUsers = async (ctx: HandlerContext, userIds: readonly string[]) => {
     const users = deps.clients.client(UserService);
-    const headers = { authorization: ctx.requestHeader.get("authorization") ?? "" };
+    const me = requireUser(ctx);
     const missing: string[] = [];
     for (let i = 0; i < userIds.length; i += 100) {
-      const res = await users.batchGetUsers({ userIds: userIds.slice(i, i + 100) }, { headers });
+      const res = await users.batchGetUsers({ userIds: userIds.slice(i, i + 100) }, onBehalfOf(me));
       missing.push(...res.missingUserIds);
     }
     if (missing.length > 0) throw new ConnectError(`no user ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ` (and ${missing.length - 5} more)` : ""} in this app`, Code.NotFound);

@@ -21,6 +21,7 @@ import {
   SendMessageResponseSchema,
 } from "../../gen/im/msg/v1/msg_pb.js";
 import { UserService } from "../../gen/im/user/v1/user_pb.js";
+import { onBehalfOf } from "../../mesh/acting-for.js";
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import type { MeshClients } from "../../mesh/service-client.js";
 import type { Kv } from "../../platform/kv/kv.js";
@@ -178,7 +179,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
       // The peer must be a user of the caller's own app: the user service answers NotFound for anyone else.
       await deps.clients
         .client(UserService)
-        .getUser({ userId: peer }, { headers: { authorization: ctx.requestHeader.get("authorization") ?? "" } })
+        .getUser({ userId: peer }, onBehalfOf(requireUser(ctx)))
         .catch((err: unknown) => {
           const ce = ConnectError.from(err);
           throw ce.code === Code.NotFound ? new ConnectError(`no user ${peer} in this app`, Code.NotFound) : ce;
