@@ -7,6 +7,7 @@ import { AccessTokenIssuer } from "./access-tokens.js";
 import { MemoryAccountStore, SqlAccountStore } from "./account-store.js";
 import { Kick_Reason } from "../../gen/im/gateway/v1/gateway_pb.js";
 import { kickDevice } from "../../mesh/routes.js";
+import { TrustedProxies } from "../../mesh/client-address.js";
 import { createAuthServices } from "./auth-service.js";
 import { MemoryRefreshTokenStore, SqlRefreshTokenStore } from "./refresh-token-store.js";
 
@@ -46,6 +47,8 @@ export const authModule: ServiceModule = {
       verifier: rt.userTokens,
       revocations: rt.revocations,
       kv: rt.kv,
+      trustedProxies: new TrustedProxies(rt.config.limits.trustedProxies),
+      registrationLimits: { perAddress: rt.config.limits.registerPerAddress, perApp: rt.config.limits.registerPerApp },
       kickDevice: async (device) =>
         void (await kickDevice(rt.registry, rt.clients, device, { reason: Kick_Reason.REVOKED, message: "this device was signed out", reconnect: false })),
     });

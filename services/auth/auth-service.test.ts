@@ -19,6 +19,7 @@ import { scratchDatabase } from "../../test/mysql-db.js";
 import { MemoryAccountStore, SqlAccountStore, type AccountStore } from "./account-store.js";
 import { AccessTokenVerifier, Revocations } from "../../mesh/user-tokens.js";
 import { AccessTokenIssuer } from "./access-tokens.js";
+import { signInDefaults } from "./auth-limits.js";
 import { createAuthServices } from "./auth-service.js";
 import { MemoryRefreshTokenStore, SqlRefreshTokenStore, type RefreshTokenStore } from "./refresh-token-store.js";
 import { rpcError } from "../../test/rpc-errors.js";
@@ -44,6 +45,8 @@ function authSuite(openBackend: () => Promise<Backend>): void {
   let otherKey: string;
   const device = (id = "phone") => ({ deviceId: id, name: `My ${id}`, platform: Platform.IOS });
   const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
+  /** A call as the gateway forwards it for a client at `address`. */
+  const from = (address: string) => ({ headers: { "x-forwarded-for": address } });
   const register = (username: string, password = "correct horse 42", over: object = {}) =>
     auth.register({ apiKey, username, password, email: `${username}@example.com`, displayName: username, device: device(), ...over });
 
@@ -56,7 +59,15 @@ function authSuite(openBackend: () => Promise<Backend>): void {
     const issuer = await AccessTokenIssuer.generate();
     const revocations = new Revocations(backend.kv);
     const verifier = new AccessTokenVerifier(issuer.publicKeys(), (q) => revocations.isRevoked(q));
-    const services = createAuthServices({ ...backend, issuer, verifier, revocations });
+    const services = createAuthServices({
+      ...backend,
+      issuer,
+      verifier,
+      revocations,
+      // Small enough to reach in a test: 15 failures per account, 4 registrations per address and 6 per app.
+      signInLimits: { ...signInDefaults, perAccount: { capacity: 15, refillPerSecond: 15 / 3600 } },
+      registrationLimits: { perAddress: { capacity: 4, refillPerSecond: 4 / 3600 }, perApp: { capacity: 6, refillPerSecond: 6 / 3600 } },
+    });
     const credentials = new ServiceCredentials(secret, "auth");
     registry = new MemoryRegistry();
     service = await startServiceProcess({
@@ -153,7 +164,44 @@ function authSuite(openBackend: () => Promise<Backend>): void {
     expect(limited.code).to.equal(Code.ResourceExhausted);
     expect(Number(limited.metadata.get("retry-after"))).to.be.within(1, 900);
     const rightPassword = await rpcError(auth.login({ apiKey, login: { case: "username", value: "heidi" }, password: "correct horse 42", device: device() }));
-    expect(rightPassword.code, "even the right password waits").to.equal(Code.ResourceExhausted);
+    expect(rightPassword.code, "even the right password waits, from that address").to.equal(Code.ResourceExhausted);
+    const elsewhere = await auth.login({ apiKey, login: { case: "username", value: "heidi" }, password: "correct horse 42", device: device() }, from("198.51.100.7"));
+    expect(elsewhere.session?.deviceId, "the owner elsewhere is not locked out").to.equal("phone");
+  });
+
+  it("counts wrong passwords from everywhere, and past that admits only addresses the account signed in from", async function () {
+    this.timeout(30_000);
+    await register("kim");
+    const attempt = (password: string, address: string) => auth.login({ apiKey, login: { case: "username", value: "kim" }, password, device: device() }, from(address));
+    for (let i = 0; i < 10; i++) expect((await rpcError(attempt("guess guess 1", "203.0.113.1"))).code).to.equal(Code.Unauthenticated);
+    for (let i = 0; i < 5; i++) expect((await rpcError(attempt("guess guess 2", "203.0.113.2"))).code).to.equal(Code.Unauthenticated);
+    const stranger = await rpcError(attempt("correct horse 42", "203.0.113.3"));
+    expect([stranger.code, stranger.rawMessage]).to.match(/device that signed in before/).and.include(Code.ResourceExhausted);
+    const known = await auth.login({ apiKey, login: { case: "username", value: "kim" }, password: "correct horse 42", device: device() });
+    expect(known.session?.deviceId, "the address kim registered from still signs in").to.equal("phone");
+  });
+
+  it("limits registrations per address and per app, with a retry-after", async function () {
+    this.timeout(30_000);
+    const at = (username: string, address: string) =>
+      auth.register({ apiKey, username, password: "correct horse 42", device: device() }, from(address));
+    for (let i = 0; i < 4; i++) await at(`first${i}`, "198.51.100.1");
+    const address = await rpcError(at("first4", "198.51.100.1"));
+    expect([address.code, address.rawMessage]).to.match(/from this address/).and.include(Code.ResourceExhausted);
+    expect(Number(address.metadata.get("retry-after"))).to.be.above(0);
+    for (let i = 0; i < 2; i++) await at(`second${i}`, "198.51.100.2");
+    const app = await rpcError(at("third0", "198.51.100.3"));
+    expect([app.code, app.rawMessage]).to.match(/this app/).and.include(Code.ResourceExhausted);
+  });
+
+  it("registers with a taken email without saying so, and the email stays with its first account", async () => {
+    const first = (await register("lena")).session!;
+    const second = await auth.register({ apiKey, username: "lena2", password: "other horse 43", email: "LENA@example.com", device: device() });
+    expect(second.session?.userId, "answered like any registration").to.be.a("string").and.not.equal(first.userId);
+    const byEmail = await auth.login({ apiKey, login: { case: "email", value: "lena@example.com" }, password: "correct horse 42", device: device() });
+    expect(byEmail.session?.userId).to.equal(first.userId);
+    expect((await rpcError(auth.login({ apiKey, login: { case: "email", value: "lena@example.com" }, password: "other horse 43", device: device() }))).code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(register("LENA"))).code, "a taken username is still said").to.equal(Code.AlreadyExists);
   });
 
   it("lets the operator create an app whose users can register, and rotate its secret; nobody else", async () => {

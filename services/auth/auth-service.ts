@@ -13,7 +13,9 @@ import {
 } from "../../gen/im/auth/v1/auth_pb.js";
 import { clientAddress, TrustedProxies } from "../../mesh/client-address.js";
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
+import { ConflictError } from "../../platform/errors.js";
 import type { Kv } from "../../platform/kv/kv.js";
+import { admitRegistration, SignInGuard, type RegistrationLimits, type SignInLimits } from "./auth-limits.js";
 import type { Account, AccountStore } from "./account-store.js";
 import type { AccessTokenVerifier, Revocations } from "../../mesh/user-tokens.js";
 import type { AccessTokenIssuer } from "./access-tokens.js";
@@ -23,9 +25,6 @@ import type { RefreshTokenStore } from "./refresh-token-store.js";
 /** Refresh tokens (and so sessions left unused) last 30 days. */
 const refreshTtlMs = 30 * 24 * 3_600_000;
 
-/** Login attempts: 10 per account per 15 minutes, 30 per client address with one more each second. */
-const perAccount = { capacity: 10, refillPerSecond: 10 / 900 };
-const perAddress = { capacity: 30, refillPerSecond: 1 };
 
 /** What the auth handlers work with. */
 export interface AuthDeps {
@@ -37,6 +36,10 @@ export interface AuthDeps {
   readonly kv: Kv;
   /** Proxies in front of the gateway whose x-forwarded-for entries are believed (default: none). */
   readonly trustedProxies?: TrustedProxies;
+  /** Sign-in attempt and failure limits (default signInDefaults). */
+  readonly signInLimits?: SignInLimits;
+  /** Registrations per client address and per app (default: none; the module passes the configured ones). */
+  readonly registrationLimits?: RegistrationLimits;
   /** Closes a signed-out device's stream on its gateway (absent in tests without gateways). */
   readonly kickDevice?: (device: { appId: string; userId: string; deviceId: string }) => Promise<void>;
 }
@@ -56,6 +59,7 @@ export function createAuthServices(deps: AuthDeps): {
   const trusted = deps.trustedProxies ?? new TrustedProxies();
   /** The client's address: the gateway appends the one it saw, and only trusted proxies' entries count before it. */
   const addressOf = (ctx: HandlerContext) => clientAddress(ctx.requestHeader.get("x-forwarded-for"), trusted);
+  const signIns = new SignInGuard(deps.kv, deps.signInLimits);
 
   const session = async (account: Account, device: DeviceInfo, familyId: string = randomUUID()): Promise<Session> => {
     const access = await deps.issuer.issue({ appId: account.appId, userId: account.id, deviceId: device.deviceId });
@@ -91,13 +95,6 @@ export function createAuthServices(deps: AuthDeps): {
     return app;
   };
 
-  const throttle = async (key: string, bucket: typeof perAccount, what: string) => {
-    const taken = await deps.kv.take(key, bucket);
-    if (taken.allowed) return;
-    const seconds = Math.ceil(taken.retryAfterMs / 1000);
-    throw new ConnectError(`too many sign-in attempts ${what}; try again in ${seconds} s`, Code.ResourceExhausted, { "retry-after": String(seconds) });
-  };
-
   /** Signs a device out everywhere it matters: its refresh tokens and every access token issued to it so far. */
   const signOutDevice = async (appId: string, userId: string, deviceId: string) => {
     await deps.revocations.revokeDevice(appId, userId, deviceId);
@@ -108,32 +105,46 @@ export function createAuthServices(deps: AuthDeps): {
   };
 
   const auth: ServiceImpl<typeof AuthService> = {
-    async register(req) {
+    async register(req, ctx) {
       const app = await appFor(req.apiKey);
+      const address = addressOf(ctx);
+      await admitRegistration(deps.kv, deps.registrationLimits ?? {}, app.id, address);
       const email = req.email === "" ? null : req.email.toLowerCase();
       const weakness = passwordWeakness(req.password, { username: req.username, email });
       if (weakness !== undefined) throw new ConnectError(weakness, Code.InvalidArgument);
-      const account = await deps.accounts.createAccount({
+      const account = {
         appId: app.id,
         id: randomUUID(),
         username: req.username,
         email,
         displayName: req.displayName || req.username,
         passwordHash: await hashPassword(req.password),
+      };
+      // A taken username is said (the user must pick another); a taken email is not: the account is created
+      // without it, so registering never tells whether an address has an account (SECURITY.md).
+      const created = await deps.accounts.createAccount(account).catch((err: unknown) => {
+        if (err instanceof ConflictError && err.field === "email") return deps.accounts.createAccount({ ...account, email: null });
+        throw err;
       });
-      return { session: await session(account, req.device!) };
+      await signIns.succeeded(app.id, created.id, address);
+      return { session: await session(created, req.device!) };
     },
 
     async login(req, ctx) {
       const app = await appFor(req.apiKey);
       const login = req.login.case === "email" ? req.login.value.toLowerCase() : (req.login.value ?? "").toLowerCase();
-      await throttle(`rl:login:address:${addressOf(ctx)}`, perAddress, "from this address");
-      await throttle(`rl:login:account:${app.id}:${login}`, perAccount, "for this account");
+      const address = addressOf(ctx);
+      await signIns.admitAddress(address);
       const account =
         req.login.case === "email" ? await deps.accounts.findAccountByEmail(app.id, login) : await deps.accounts.findAccountByUsername(app.id, login);
+      await signIns.admitAccount(app.id, login, address, account?.id);
       // verifyPassword spends the same time whether or not the account exists.
       const check = await verifyPassword(req.password, account?.passwordHash);
-      if (account === undefined || !check.ok) throw invalidLogin();
+      if (account === undefined || !check.ok) {
+        await signIns.failed(app.id, login, account?.id, address);
+        throw invalidLogin();
+      }
+      await signIns.succeeded(app.id, account.id, address);
       if (check.needsRehash) await deps.accounts.setPasswordHash(app.id, account.id, await hashPassword(req.password));
       // A second sign-in of the same device replaces its session.
       await signOutDevice(app.id, account.id, req.device!.deviceId);
