@@ -9,6 +9,18 @@ import { AccessTokenIssuer } from "../services/auth/access-tokens.js";
 
 const infraVariables = ["IM_ETCD_ENDPOINTS", "IM_MYSQL_URL", "IM_REDIS_URL", "IM_KAFKA_BROKERS"];
 
+/**
+ * The abuse limits (SECURITY.md) switched off, and an operator credential for /metrics on the gateways: a bench
+ * drives thousands of users of one app from one address, which is what the limits are there to refuse.
+ */
+export const benchEnv = {
+  IM_SEND_RATE_USER: "off",
+  IM_SEND_RATE_APP: "off",
+  IM_REGISTER_RATE_ADDRESS: "off",
+  IM_REGISTER_RATE_APP: "off",
+  IM_ADMIN_TOKEN: "bench-operator-credential-not-a-secret-0001",
+} as const;
+
 /** A deployment under measurement: where clients connect, the process to read memory and CPU from, and its keys. */
 export interface BenchDeployment {
   readonly urls: string[];
@@ -32,7 +44,7 @@ export async function startAllInOne(nodeArgs: readonly string[] = []): Promise<B
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !infraVariables.includes(k)));
   const server = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "services/all-in-one.ts"], {
     cwd: root,
-    env: { ...env, IM_GATEWAY_PORT: "0", IM_LOG_LEVEL: "warn", IM_AUTH_SIGNING_KEYS: JSON.stringify(signingKeys) },
+    env: { ...env, ...benchEnv, IM_GATEWAY_PORT: "0", IM_LOG_LEVEL: "warn", IM_AUTH_SIGNING_KEYS: JSON.stringify(signingKeys) },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise<string>((resolve, reject) => {

@@ -16,7 +16,7 @@ import { ImClient } from "../client/im-client.js";
 import { demo } from "../platform/store/demo-data.js";
 import { AccessTokenIssuer } from "../services/auth/access-tokens.js";
 import { startMeshDeployment } from "../test/mesh-deployment.js";
-import { startAllInOne } from "./deployments.js";
+import { benchEnv, startAllInOne } from "./deployments.js";
 import { benchText, type BenchOptions, type Row } from "./options.js";
 import { summarizeProfile } from "./profile-summary.js";
 import { Deliveries, drivePairs } from "./pair-load.js";
@@ -52,7 +52,7 @@ function printProfile(dir: string, window: [bigint, bigint]): void {
 async function printRpcTimes(ports: number[]): Promise<void> {
   const rpcs = new Map<string, { sum: number; count: number }>();
   for (const port of ports) {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text().catch(() => "");
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${benchEnv.IM_ADMIN_TOKEN}` } })).text().catch(() => "");
     for (const [, kind, rpc, value] of text.matchAll(/^\w*rpc_server_duration_seconds_(sum|count)\{[^}]*\brpc="([^"]+)"[^}]*\} (\S+)$/gm)) {
       const e = rpcs.get(rpc!) ?? { sum: 0, count: 0 };
       if (kind === "sum") e.sum += Number(value);
@@ -78,7 +78,7 @@ export async function e2eOneToOneBench(options: BenchOptions, context: BenchCont
   rows.push(...measured.rows);
   figures.push(measured.figures);
   if (process.env.IM_ETCD_ENDPOINTS) {
-    const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { IM_LEASE_TTL_SECONDS: "30" } });
+    const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { ...benchEnv, IM_LEASE_TTL_SECONDS: "30" } });
     const pids = mesh.processes.map((p) => p.child.pid!);
     const m = await measureOneToOne("mesh, 2 gateways", mesh.urls, pids, options, bulkClients(options.pairs * 2, mesh.env))
       .then(async (r) => (await printRpcTimes(mesh.processes.map((p) => p.port)), r))

@@ -6,6 +6,7 @@ import { runLargeGroup, type LargeGroupResult } from "../test/large-group.js";
 import { startMeshDeployment } from "../test/mesh-deployment.js";
 import type { BenchOptions } from "./options.js";
 import { printTable, saveResult } from "./report.js";
+import { benchEnv } from "./deployments.js";
 
 /** `npm run bench -- group-fanout [--members M] [--online D]`. */
 export async function groupFanoutBench(options: BenchOptions): Promise<void> {
@@ -16,7 +17,7 @@ export async function groupFanoutBench(options: BenchOptions): Promise<void> {
   const members = options.groupMembers;
   const online = Math.min(options.groupOnline, members - 1);
   const rows: Record<string, string | number>[] = [];
-  const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { IM_LEASE_TTL_SECONDS: "30" } });
+  const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { ...benchEnv, IM_LEASE_TTL_SECONDS: "30" } });
   try {
     for (const [label, size] of [["baseline: only the online members", online], ["ours", members]] as const) {
       const r: LargeGroupResult = await runLargeGroup(mesh, { members: size, online, timeoutMs: 60_000 });

@@ -19,6 +19,7 @@ import { startNodeProcess } from "../test/processes.js";
 import { benchText, type BenchOptions, type Row } from "./options.js";
 import { printTable, saveResult } from "./report.js";
 import { processUsage, StreamLoad } from "./stream-load.js";
+import { benchEnv } from "./deployments.js";
 
 /** Resolves when `done()` holds, checking every 50 ms; false when `timeoutMs` passed first. */
 async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -156,7 +157,7 @@ export async function reconnectStormBench(options: BenchOptions): Promise<Row[]>
   const count = options.stormClients;
   const rows: Row[] = [await baseline(count)];
   // The production lease TTL (90 s): the survivor must keep its lease through the storm, as it would in production.
-  const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { IM_LEASE_TTL_SECONDS: "90" } });
+  const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { ...benchEnv, IM_LEASE_TTL_SECONDS: "90" } });
   try {
     rows.push(await ours(mesh, count, options.smoke ? 60_000 : 180_000));
   } finally {
