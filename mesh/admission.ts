@@ -40,6 +40,7 @@ function bearer(header: Headers): string | undefined {
 /**
  * The access check every RPC goes through (im.options.v1.method): PUBLIC passes (undefined), USER needs a valid
  * access token, INTERNAL a service credential, ADMIN the operator credential; an RPC without a level is refused.
+ * No credential or an invalid one is Unauthenticated; a valid one of the wrong kind is PermissionDenied.
  */
 export async function authenticate(method: DescMethod, header: Headers, verifier: CredentialVerifier): Promise<Identity | undefined> {
   if (openServices.has(method.parent.typeName)) return undefined;
@@ -63,6 +64,12 @@ export async function authenticate(method: DescMethod, header: Headers, verifier
   else identity = await verifier.verifyAdmin(token);
   if (identity !== undefined) return identity;
   const what = access === Access.USER ? "access token" : access === Access.INTERNAL ? "service credential" : "admin credential";
+  // A valid credential of another kind (a user's token on an internal RPC): the caller is known, just not allowed.
+  const other =
+    (access !== Access.INTERNAL ? await verifier.verifyService(token) : undefined) ??
+    (access !== Access.ADMIN ? await verifier.verifyAdmin(token) : undefined) ??
+    (access !== Access.USER ? await verifier.verifyUser(token) : undefined);
+  if (other !== undefined) throw new ConnectError(`${rpc} needs ${what === "admin credential" ? "an" : "a"} ${what}; a ${other.kind} credential is not allowed here`, Code.PermissionDenied);
   throw new ConnectError(`${rpc} needs a valid ${what}; the one given is invalid or expired`, Code.Unauthenticated);
 }
 

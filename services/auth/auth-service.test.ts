@@ -218,14 +218,14 @@ function authSuite(openBackend: () => Promise<Backend>): void {
     expect((await backend.accounts.findApp(created.appId))?.apiSecretHash).to.not.equal(stored?.apiSecretHash);
     expect((await rpcError(admin.rotateAppSecret({ appId: randomUUID() }, bearer(adminToken)))).code).to.equal(Code.NotFound);
     expect((await rpcError(admin.createApp({ name: "x" }, bearer("operator-token-guess-0000000000000")))).code).to.equal(Code.Unauthenticated);
-    expect((await rpcError(admin.createApp({ name: "x" }, bearer(session!.tokens!.accessToken)))).code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(admin.createApp({ name: "x" }, bearer(session!.tokens!.accessToken)))).code, "a user is known, but not the operator").to.equal(Code.PermissionDenied);
   });
 
   it("refuses user RPCs without a token or with a service credential instead, and internal RPCs with a user token", async () => {
     const { session } = await register("ivan");
     expect((await rpcError(auth.listDevices({}))).code).to.equal(Code.Unauthenticated);
-    expect((await rpcError(auth.listDevices({}, bearer(await new ServiceCredentials(secret, "gateway").token())))).code).to.equal(Code.Unauthenticated);
-    expect((await rpcError(internal.verifyToken({ accessToken: "x" }, bearer(session!.tokens!.accessToken)))).code).to.equal(Code.Unauthenticated);
+    expect((await rpcError(auth.listDevices({}, bearer(await new ServiceCredentials(secret, "gateway").token())))).code).to.equal(Code.PermissionDenied);
+    expect((await rpcError(internal.verifyToken({ accessToken: "x" }, bearer(session!.tokens!.accessToken)))).code).to.equal(Code.PermissionDenied);
   });
 }
 
