@@ -73,6 +73,19 @@ export function kvContract(open: () => Promise<Kv>): void {
     await kv.del(`${ns}seq`);
   });
 
+  it("claims then increments in one step: the counter moves only for the claim that won", async () => {
+    const claim = (n: number) => kv.claimThenIncr({ key: `${ns}dedup`, value: `v${n}`, ttlMs: 60_000 }, `${ns}seq`);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, n) => claim(n)));
+    const won = results.filter((r) => r.claimed);
+    expect(won).to.have.length(1);
+    expect(won[0]).to.deep.equal({ claimed: true, counter: 1 });
+    const winner = results.indexOf(won[0]!);
+    for (const r of results) if (!r.claimed) expect(r.existing).to.equal(`v${winner}`);
+    expect(await kv.get(`${ns}seq`)).to.equal("1");
+    expect(await kv.claimThenIncr({ key: `${ns}other`, value: "x", ttlMs: 60_000 }, `${ns}seq`)).to.deep.equal({ claimed: true, counter: 2 });
+    expect(await kv.ttlMs(`${ns}other`)).to.be.within(1, 60_000);
+  });
+
   it("continues a counter restored with ifAbsent (seq recovery after data loss)", async () => {
     expect(await kv.set(`${ns}seq`, "20001", { ifAbsent: true })).to.equal(true);
     expect(await kv.incr(`${ns}seq`)).to.equal(20002);

@@ -21,6 +21,9 @@ export interface TakeResult {
   readonly retryAfterMs: number;
 }
 
+/** The outcome of claimThenIncr: the claim won and the counter's new value, or the claim's existing value. */
+export type ClaimResult = { readonly claimed: true; readonly counter: number } | { readonly claimed: false; readonly existing: string };
+
 /**
  * The key-value port (DESIGN.md §5 Redis keys): sequence counters, dedup markers, caches, revocations and rate
  * limits. Both adapters give the same answers; every failure to reach the store is an UnavailableError.
@@ -37,6 +40,11 @@ export interface Kv {
   incr(key: string, by?: number): Promise<number>;
   /** Milliseconds until the key expires, -1 without expiry, -2 when absent (Redis PTTL). */
   ttlMs(key: string): Promise<number>;
+  /**
+   * In one round trip: writes `claim` if absent (SET NX with expiry) and, only when that won, increments `counter`
+   * (the send path's dedup marker and seq). Both keys must live on one Redis node (no cluster slots apart).
+   */
+  claimThenIncr(claim: { readonly key: string; readonly value: string; readonly ttlMs: number }, counter: string): Promise<ClaimResult>;
   /** Atomically takes `cost` tokens from the bucket at `key` if it holds enough. */
   take(key: string, bucket: BucketSpec, cost?: number): Promise<TakeResult>;
   close(): Promise<void>;

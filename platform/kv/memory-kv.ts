@@ -1,4 +1,4 @@
-import type { BucketSpec, Kv, SetOptions, TakeResult } from "./kv.js";
+import type { BucketSpec, ClaimResult, Kv, SetOptions, TakeResult } from "./kv.js";
 
 interface Entry {
   value: string;
@@ -64,6 +64,13 @@ export class MemoryKv implements Kv {
     const next = current + by;
     this.entries.set(key, { value: String(next), expiresAt: entry?.expiresAt });
     return next;
+  }
+
+  async claimThenIncr(claim: { key: string; value: string; ttlMs: number }, counter: string): Promise<ClaimResult> {
+    const existing = this.live(claim.key);
+    if (existing !== undefined) return { claimed: false, existing: existing.value };
+    this.entries.set(claim.key, { value: claim.value, expiresAt: this.now() + claim.ttlMs });
+    return { claimed: true, counter: await this.incr(counter) };
   }
 
   async ttlMs(key: string): Promise<number> {

@@ -1,6 +1,6 @@
 import { Redis, ReplyError } from "ioredis";
 import { UnavailableError } from "../errors.js";
-import type { BucketSpec, Kv, SetOptions, TakeResult } from "./kv.js";
+import type { BucketSpec, ClaimResult, Kv, SetOptions, TakeResult } from "./kv.js";
 
 /**
  * The token bucket in one atomic script, timed by the Redis server's clock so every instance agrees.
@@ -31,8 +31,17 @@ if allowed == 0 then retry = math.ceil((cost - tokens) / per_ms) end
 return {allowed, tostring(tokens), retry}
 `;
 
+/** SET NX PX on the claim key, then INCR the counter only when the claim won: {1, counter} or {0, existing}. */
+const claimScript = `
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  return {1, redis.call('INCR', KEYS[2])}
+end
+return {0, redis.call('GET', KEYS[1]) or ''}
+`;
+
 interface TakeCommand {
   imTake(key: string, capacity: number, refillPerSecond: number, cost: number): Promise<[number, string, number]>;
+  imClaimThenIncr(claimKey: string, counterKey: string, value: string, ttlMs: number): Promise<[number, number | string]>;
 }
 
 /** Options of the Redis adapter. */
@@ -56,6 +65,7 @@ export class RedisKv implements Kv {
       retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000) + Math.floor(Math.random() * 100),
     }) as Redis & TakeCommand;
     client.defineCommand("imTake", { numberOfKeys: 1, lua: takeScript });
+    client.defineCommand("imClaimThenIncr", { numberOfKeys: 2, lua: claimScript });
     // Connection errors reach callers as UnavailableError; without a listener ioredis would print each one.
     client.on("error", () => {});
     try {
@@ -94,6 +104,13 @@ export class RedisKv implements Kv {
       else if (ifAbsent) reply = await this.client.set(key, value, "NX");
       else reply = await this.client.set(key, value);
       return reply === "OK";
+    });
+  }
+
+  claimThenIncr(claim: { key: string; value: string; ttlMs: number }, counter: string): Promise<ClaimResult> {
+    return this.call("claim and INCR", async () => {
+      const [won, value] = await this.client.imClaimThenIncr(claim.key, counter, claim.value, claim.ttlMs);
+      return won === 1 ? { claimed: true, counter: Number(value) } : { claimed: false, existing: String(value) };
     });
   }
 

@@ -206,9 +206,10 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
   };
 
   /** Writes the row with a fresh seq, taking another while the write finds the seq taken (only after the counter was lost). */
-  const withFreshSeq = async <O extends { kind: string }>(row: Omit<StoredMessage, "seq">, write: (stored: StoredMessage) => Promise<O>) => {
+  const withFreshSeq = async <O extends { kind: string }>(row: Omit<StoredMessage, "seq">, write: (stored: StoredMessage) => Promise<O>, firstSeq?: number) => {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const stored = { ...row, seq: await deps.sequencer.next(row.appId, row.conversationId) };
+      const seq = attempt === 0 && firstSeq !== undefined ? firstSeq : await deps.sequencer.next(row.appId, row.conversationId);
+      const stored = { ...row, seq };
       const outcome = await write(stored);
       if (outcome.kind !== "seq-taken") return { stored, outcome: outcome as Exclude<O, { kind: "seq-taken" }> };
     }
@@ -216,8 +217,8 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
   };
 
   /** Persists with a fresh seq, taking another when the seq turns out taken (only after the counter was lost). */
-  const persist = async (row: Omit<StoredMessage, "seq">, mentions: readonly string[] = []): Promise<{ stored: StoredMessage; duplicate: boolean }> => {
-    const { stored, outcome } = await withFreshSeq(row, (stored) => commit.submit({ row: stored, mentions }));
+  const persist = async (row: Omit<StoredMessage, "seq">, mentions: readonly string[] = [], firstSeq?: number): Promise<{ stored: StoredMessage; duplicate: boolean }> => {
+    const { stored, outcome } = await withFreshSeq(row, (stored) => commit.submit({ row: stored, mentions }), firstSeq);
     return outcome.kind === "duplicate" ? { stored: outcome.original, duplicate: true } : { stored, duplicate: false };
   };
 
@@ -225,9 +226,9 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
     create(SendMessageResponseSchema, { conversationId: m.conversationId, seq: BigInt(m.seq), msgId: m.msgId, serverTime: timestampFromDate(m.createdAt), duplicate });
 
   /** Waits for a concurrent send of the same client_msg_id to finish and returns its result. */
-  const awaitOriginal = async (key: string): Promise<SendMessageResponse> => {
+  const awaitOriginal = async (key: string, seen?: string): Promise<SendMessageResponse> => {
     for (let i = 0; i < 60; i++) {
-      const value = await kv.get(key);
+      const value = i === 0 && seen !== undefined ? seen : await kv.get(key);
       if (value === null) break;
       if (value !== "pending") {
         const r = JSON.parse(value) as { c: string; s: number; m: string; t: number };
@@ -280,7 +281,9 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
       const members = await openConversation(ctx, me.appId, me.userId, conversationId, true);
       const mentions = await mentionsOf(me, conversationId, content, members);
       const dedupKey = `dedup:${me.appId}:${me.userId}:${req.clientMsgId}`;
-      if (!(await kv.set(dedupKey, "pending", { ttlMs: dedupTtlMs, ifAbsent: true }))) return awaitOriginal(dedupKey);
+      // One kv round trip claims the client_msg_id and issues the seq.
+      const claim = await deps.sequencer.claimAndNext(me.appId, conversationId, { key: dedupKey, value: "pending", ttlMs: dedupTtlMs });
+      if (!claim.claimed) return awaitOriginal(dedupKey, claim.existing);
       let sent: { stored: StoredMessage; duplicate: boolean };
       try {
         sent = await persist({
@@ -296,7 +299,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
           createdAt: new Date(),
           editedAt: null,
           recalled: false,
-        }, mentions);
+        }, mentions, claim.counter);
       } catch (err) {
         await kv.del(dedupKey).catch(() => {});
         throw err;
