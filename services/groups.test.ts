@@ -114,7 +114,7 @@ function groupSuite(deploy: () => Promise<TestDeployment>): void {
     expect((await rpcError(c.group.getGroup({ groupId: groupId }, c.as))).code).to.equal(Code.PermissionDenied);
   });
 
-  it("enforces roles: members cannot manage, admins cannot touch the owner or other admins", async () => {
+  it("enforces roles: members cannot manage, only the owner changes roles, admins cannot touch the owner or other admins", async () => {
     const a = await member("alice", 0);
     const b = await member("bob", 1);
     const ch = await member("charlie", 0);
@@ -124,7 +124,9 @@ function groupSuite(deploy: () => Promise<TestDeployment>): void {
     expect((await rpcError(b.group.removeMembers({ groupId, userIds: [alice.id] }, b.as))).code).to.equal(Code.PermissionDenied);
     expect((await rpcError(ch.group.dissolveGroup({ groupId }, ch.as))).code).to.equal(Code.PermissionDenied);
     expect((await rpcError(ch.group.transferOwnership({ groupId, newOwnerId: ch.c.userId }, ch.as))).code).to.equal(Code.PermissionDenied);
-    const promoted = await b.group.setMemberRole({ groupId, userId: charlie.id, role: GroupRole.ADMIN }, b.as);
+    expect((await rpcError(b.group.setMemberRole({ groupId, userId: charlie.id, role: GroupRole.ADMIN }, b.as))).code, "only the owner promotes").to.equal(Code.PermissionDenied);
+    expect((await b.group.getGroup({ groupId }, ch.as)).myRole, "charlie is still a member").to.equal(GroupRole.MEMBER);
+    const promoted = await a.group.setMemberRole({ groupId, userId: charlie.id, role: GroupRole.ADMIN }, a.as);
     expect(promoted.member?.role).to.equal(GroupRole.ADMIN);
     expect((await rpcError(b.group.setMemberRole({ groupId, userId: charlie.id, role: GroupRole.MEMBER }, b.as))).code, "only the owner demotes").to.equal(Code.PermissionDenied);
     expect((await rpcError(b.group.removeMembers({ groupId, userIds: [charlie.id] }, b.as))).code).to.equal(Code.PermissionDenied);

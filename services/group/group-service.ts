@@ -229,15 +229,12 @@ export function createGroupServices(deps: GroupDeps): { group: ServiceImpl<typeo
     async setMemberRole(req, ctx) {
       const me = requireUser(ctx);
       return locked(req.groupId, async () => {
-        const { me: caller } = await loadForChange(me.appId, req.groupId, me.userId, [roles.owner, roles.admin], "change roles");
+        // Owner only, as the contract says: an admin who could promote could fill the group with admins.
+        await loadForChange(me.appId, req.groupId, me.userId, [roles.owner], "change roles");
         if (req.userId === me.userId) throw new ConnectError("you cannot change your own role; the owner hands over with TransferOwnership", Code.InvalidArgument);
         const target = await store.member(me.appId, req.groupId, req.userId);
         if (target === undefined) throw new ConnectError(`user ${req.userId} is not a member of the group`, Code.NotFound);
         if (target.role === roles.owner) throw new ConnectError("the owner's role changes only with TransferOwnership", Code.PermissionDenied);
-        // Admins may promote members; only the owner demotes admins.
-        if (caller.role === roles.admin && !(target.role === roles.member && req.role === GroupRole.ADMIN)) {
-          throw new ConnectError("admins may only promote members to admin; only the owner demotes admins", Code.PermissionDenied);
-        }
         if (target.role === req.role) return { member: toMember(target) };
         const updated = await store.setRole(me.appId, req.groupId, req.userId, req.role);
         if (updated === undefined) throw new ConnectError(`user ${req.userId} is not a member of the group`, Code.NotFound);
