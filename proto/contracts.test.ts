@@ -6,15 +6,17 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { expect } from "chai";
 import { AuthAdminService, AuthInternalService, AuthService, RegisterRequestSchema } from "../gen/im/auth/v1/auth_pb.js";
 import { ConnectRequestSchema, GatewayService, PushService } from "../gen/im/gateway/v1/gateway_pb.js";
-import { GroupInternalService, GroupService, SetMemberRoleRequestSchema } from "../gen/im/group/v1/group_pb.js";
+import { CreateGroupRequestSchema, GroupInternalService, GroupService, SetMemberRoleRequestSchema, UpdateGroupRequestSchema } from "../gen/im/group/v1/group_pb.js";
 import {
+  MessageFlag,
   MsgInternalService,
   MsgService,
   SendMessageRequestSchema,
+  SetMessageFlagsRequestSchema,
   SyncMessagesRequestSchema,
 } from "../gen/im/msg/v1/msg_pb.js";
 import { Access, method as methodRules } from "../gen/im/options/v1/options_pb.js";
-import { BatchGetUsersRequestSchema, UserService } from "../gen/im/user/v1/user_pb.js";
+import { BatchGetUsersRequestSchema, UpdateProfileRequestSchema, UserService } from "../gen/im/user/v1/user_pb.js";
 
 const services: DescService[] = [
   AuthService,
@@ -107,5 +109,38 @@ describe("contracts", () => {
     expect(bad.join("\n")).to.match(/password: .*8 characters/);
     expect(bad.join("\n")).to.match(/email/);
     expect(bad.join("\n")).to.match(/device: value is required/);
+  });
+
+  it("take only https URLs and names without control or bidi-override characters (#18, finding 11)", () => {
+    const media = (url: string) =>
+      violations(SendMessageRequestSchema, { clientMsgId: "c-1", target: { case: "conversationId", value: "s:a:b" }, content: { kind: { case: "media", value: { url, mimeType: "image/png" } } } });
+    expect(media("https://cdn.example.com/a.png")).to.deep.equal([]);
+    for (const url of ["javascript:alert(1)", "file:///etc/passwd", "http://cdn.example.com/a.png", "data:text/html,x"]) expect(media(url).join(), url).to.match(/content.media.url/);
+    const groupId = "00000000-0000-4000-8000-000000000001";
+    expect(violations(CreateGroupRequestSchema, { requestId: "r", name: "Team", avatarUrl: "https://cdn.example.com/t.png" })).to.deep.equal([]);
+    expect(violations(CreateGroupRequestSchema, { requestId: "r", name: "Team" }), "no avatar").to.deep.equal([]);
+    expect(violations(CreateGroupRequestSchema, { requestId: "r", name: "Team", avatarUrl: "javascript:alert(1)" }).join()).to.match(/avatar_url/);
+    expect(violations(UpdateGroupRequestSchema, { groupId, avatarUrl: "" }), "empty removes the avatar").to.deep.equal([]);
+    expect(violations(UpdateGroupRequestSchema, { groupId, avatarUrl: "javascript:alert(1)" }).join()).to.match(/avatar_url/);
+    expect(violations(UpdateProfileRequestSchema, { avatarUrl: "" })).to.deep.equal([]);
+    expect(violations(UpdateProfileRequestSchema, { avatarUrl: "file:///etc/passwd" }).join()).to.match(/avatar_url/);
+    for (const name of ["evil\u0000name", "bell\u0007", "admin\u202Egnp.exe", "iso\u2066late", "del\u007F", "c1\u0085"]) {
+      expect(violations(UpdateProfileRequestSchema, { displayName: name }).join(), JSON.stringify(name)).to.match(/display_name/);
+      expect(violations(RegisterRequestSchema, { apiKey: "k", username: "valid", password: "correct horse 42", displayName: name, device: { deviceId: "d" } }).join(), JSON.stringify(name)).to.match(/display_name/);
+      expect(violations(CreateGroupRequestSchema, { requestId: "r", name }).join(), JSON.stringify(name)).to.match(/name/);
+      expect(violations(UpdateGroupRequestSchema, { groupId, name }).join(), JSON.stringify(name)).to.match(/name/);
+    }
+    for (const name of ["Zoë", "مرحبا", "שלום עולם", "李雷", "Anne-Marie O'Neil 🎉"]) {
+      expect(violations(UpdateProfileRequestSchema, { displayName: name }), name).to.deep.equal([]);
+      expect(violations(CreateGroupRequestSchema, { requestId: "r", name }), name).to.deep.equal([]);
+    }
+  });
+
+  it("let users set only the starred flag (#18, finding 12)", () => {
+    const flags = (add: MessageFlag[], remove: MessageFlag[] = []) => violations(SetMessageFlagsRequestSchema, { conversationId: "s:a:b", seqs: [1n], add, remove });
+    expect(flags([MessageFlag.STARRED], [MessageFlag.STARRED])).to.deep.equal([]);
+    expect(flags([MessageFlag.READ]).join()).to.match(/add\[0\]/);
+    expect(flags([], [MessageFlag.READ]).join()).to.match(/remove\[0\]/);
+    expect(flags([MessageFlag.MENTIONED]).join()).to.match(/add\[0\]/);
   });
 });
