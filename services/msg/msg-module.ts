@@ -4,7 +4,8 @@ import { mount } from "../../mesh/server.js";
 import type { Runtime, ServiceModule } from "../runtime.js";
 import { Delivery } from "./delivery.js";
 import { MemoryMessageStore, SqlMessageStore, type MessageStore } from "./message-store.js";
-import { createMsgServices, createOfflineWriter } from "./msg-service.js";
+import { createMsgServices } from "./msg-service.js";
+import { createOfflineWriter } from "./offline-writer.js";
 import { Sequencer } from "./sequencer.js";
 
 /** Offline inbox entries are kept 7 days (DESIGN.md §4); the purge runs hourly. */

@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import type { Logger } from "pino";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   ConversationType,
   GroupMessageRecordSchema,
@@ -11,7 +10,6 @@ import {
   MessageEvent_Kind,
   MessageFlag,
   MessageSchema,
-  OfflineDeliverySchema,
   type Conversation,
   type Message,
   type MessageContent,
@@ -20,17 +18,16 @@ import {
   type SendMessageResponse,
   SendMessageResponseSchema,
 } from "../../gen/im/msg/v1/msg_pb.js";
-import { UserService } from "../../gen/im/user/v1/user_pb.js";
-import { onBehalfOf } from "../../mesh/acting-for.js";
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import type { MeshClients } from "../../mesh/service-client.js";
 import type { Kv } from "../../platform/kv/kv.js";
 import { GroupInternalService, GroupRole } from "../../gen/im/group/v1/group_pb.js";
-import type { BatchHandler, Bus } from "../../platform/bus/bus.js";
-import { decodeRecord, PoisonRecordError } from "../../platform/bus/poison-record.js";
+import type { Bus } from "../../platform/bus/bus.js";
+import { ConversationAccess, directConversationId, groupOf } from "./conversation-access.js";
 import { messageFrame, type Delivery } from "./delivery.js";
 import { GroupCommit } from "./group-commit.js";
-import { flagBits, type InsertOutcome, type MessageStore, type StoredMessage } from "./message-store.js";
+import type { InsertOutcome, MessageStore, StoredMessage } from "./message-store.js";
+import { contentType, decodeCursor, encodeCursor, flagOf, searchText, toMessage } from "./message-view.js";
 import type { Sequencer } from "./sequencer.js";
 
 /** The sender of a system message no user caused. */
@@ -38,7 +35,6 @@ const systemSender = "00000000-0000-0000-0000-000000000000";
 
 /** Dedup markers live 7 days (DESIGN.md §3 step 2). */
 const dedupTtlMs = 7 * 24 * 3_600_000;
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** What the msg handlers work with. */
 export interface MsgDeps {
@@ -55,85 +51,14 @@ export interface MsgDeps {
   readonly receiptMaxMembers?: number;
 }
 
-/** The two members named by a 1:1 conversation id, or undefined when the id is not one. */
-export function directMembers(conversationId: string): [string, string] | undefined {
-  const direct = /^s:([0-9a-f-]{36}):([0-9a-f-]{36})$/.exec(conversationId);
-  return direct ? [direct[1]!, direct[2]!] : undefined;
-}
-
-/** The group id of a group conversation id ("g:<group id>"), or undefined for any other conversation. */
-export function groupOf(conversationId: string): string | undefined {
-  return conversationId.startsWith("g:") ? conversationId.slice(2) : undefined;
-}
-
-/** The 1:1 conversation id of two users: "s:" and both ids in order, so both sides derive the same one. */
-export function directConversationId(a: string, b: string): string {
-  return a < b ? `s:${a}:${b}` : `s:${b}:${a}`;
-}
-
-function contentType(content: MessageContent): number {
-  switch (content.kind.case) {
-    case "text":
-      return 1;
-    case "media":
-      return 2;
-    case "custom":
-      return 3;
-    default:
-      return 4;
-  }
-}
-
-function searchText(content: MessageContent): string | null {
-  if (content.kind.case === "text") return content.kind.value.text;
-  if (content.kind.case === "media") return content.kind.value.caption || null;
-  return null;
-}
-
-const flagOf: Record<number, number> = { [MessageFlag.READ]: flagBits.read, [MessageFlag.STARRED]: flagBits.starred, [MessageFlag.MENTIONED]: flagBits.mentioned };
-
-function flagList(bits: number): MessageFlag[] {
-  return [MessageFlag.READ, MessageFlag.STARRED, MessageFlag.MENTIONED].filter((f) => bits & flagOf[f]!);
-}
-
-/** A stored row as the API's Message. */
-export function toMessage(m: StoredMessage, flags = 0): Message {
-  return create(MessageSchema, {
-    conversationId: m.conversationId,
-    seq: BigInt(m.seq),
-    msgId: m.msgId,
-    clientMsgId: m.clientMsgId,
-    senderId: m.senderId,
-    senderDeviceId: m.senderDeviceId,
-    content: m.recalled ? undefined : fromBinary(MessageContentSchema, m.body),
-    createdAt: timestampFromDate(m.createdAt),
-    editedAt: m.editedAt ? timestampFromDate(m.editedAt) : undefined,
-    recalled: m.recalled,
-    flags: flagList(flags),
-    conversationType: m.conversationId.startsWith("g:") ? ConversationType.GROUP : ConversationType.SINGLE,
-  });
-}
-
-function encodeCursor(value: object): string {
-  return Buffer.from(JSON.stringify(value)).toString("base64url");
-}
-
-function decodeCursor<T>(token: string, check: (v: unknown) => v is T): T | undefined {
-  if (token === "") return undefined;
-  try {
-    const v = JSON.parse(Buffer.from(token, "base64url").toString());
-    if (check(v)) return v;
-  } catch {
-    // fall through
-  }
-  throw new ConnectError("page_token is not one this service returned", Code.InvalidArgument);
-}
+export { directConversationId, directMembers, groupOf } from "./conversation-access.js";
 
 /** Builds the msg service's handlers: sending with dedup, seq and group commit, sync, read state, edits and search. */
 export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgService>; internal: ServiceImpl<typeof MsgInternalService> } {
   const { store, kv } = deps;
   const editWindowMs = deps.editWindowMs ?? 15 * 60_000;
   const receiptMaxMembers = deps.receiptMaxMembers ?? 100;
+  const access = new ConversationAccess(store, deps.clients, editWindowMs);
   const commit = new GroupCommit<{ row: StoredMessage; mentions: readonly string[] }, InsertOutcome>((batch) =>
     store.insert(
       batch.map((b) => b.row),
@@ -149,60 +74,6 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
     } catch {
       throw new ConnectError("the message is stored but could not be handed to delivery; send it again with the same client_msg_id", Code.Unavailable);
     }
-  };
-
-  /**
-   * 1:1 conversations known to exist, by `${app} ${id}`: their members are the two ids in the id and never change,
-   * so once seen, sending to one needs no membership query.
-   */
-  const knownDirect = new Set<string>();
-  const rememberDirect = (appId: string, id: string) => {
-    if (knownDirect.size >= 100_000) knownDirect.delete(knownDirect.values().next().value!);
-    knownDirect.add(`${appId} ${id}`);
-  };
-
-  /** The members of the conversation a sender may use (creating a 1:1 one on first use); PermissionDenied or NotFound otherwise. */
-  const openConversation = async (ctx: HandlerContext, appId: string, userId: string, conversationId: string, create: boolean): Promise<string[]> => {
-    if (knownDirect.has(`${appId} ${conversationId}`)) {
-      const members = conversationId.split(":").slice(1);
-      if (!members.includes(userId)) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
-      return members;
-    }
-    const conversation = await store.conversation(appId, conversationId);
-    if (conversation === undefined) {
-      const direct = directMembers(conversationId);
-      if (!create || direct === undefined || !uuid.test(direct[0]) || !uuid.test(direct[1]) || direct[0] >= direct[1]) {
-        throw new ConnectError(`no conversation ${conversationId}`, Code.NotFound);
-      }
-      if (direct[0] !== userId && direct[1] !== userId) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
-      const peer = direct[0] === userId ? direct[1] : direct[0];
-      // The peer must be a user of the caller's own app: the user service answers NotFound for anyone else.
-      await deps.clients
-        .client(UserService)
-        .getUser({ userId: peer }, onBehalfOf(requireUser(ctx)))
-        .catch((err: unknown) => {
-          const ce = ConnectError.from(err);
-          throw ce.code === Code.NotFound ? new ConnectError(`no user ${peer} in this app`, Code.NotFound) : ce;
-        });
-      await store.ensureDirect(appId, conversationId, direct);
-      rememberDirect(appId, conversationId);
-      return direct;
-    }
-    const member = await store.membership(appId, conversationId, userId);
-    if (member === undefined || member.leftSeq !== null) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
-    if (conversation.type === 1) {
-      rememberDirect(appId, conversationId);
-      return conversationId.split(":").slice(1);
-    }
-    return store.members(appId, conversationId);
-  };
-
-  const requireMember = async (appId: string, conversationId: string, userId: string) => {
-    const conversation = await store.conversation(appId, conversationId);
-    if (conversation === undefined) throw new ConnectError(`no conversation ${conversationId}`, Code.NotFound);
-    const member = await store.membership(appId, conversationId, userId);
-    if (member === undefined) throw new ConnectError(`you are not a member of ${conversationId}`, Code.PermissionDenied);
-    return { conversation, member };
   };
 
   /** Writes the row with a fresh seq, taking another while the write finds the seq taken (only after the counter was lost). */
@@ -243,19 +114,6 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
     deps.delivery.send({ appId, userIds: await store.members(appId, conversationId), frame: { body: { case: "messageEvent", value: { kind, message } } }, exceptDevice: except });
   };
 
-  const editable = async (ctx: HandlerContext, conversationId: string, seq: bigint) => {
-    const me = requireUser(ctx);
-    await requireMember(me.appId, conversationId, me.userId);
-    const m = await store.message(me.appId, conversationId, Number(seq));
-    if (m === undefined) throw new ConnectError(`no message ${seq} in ${conversationId}`, Code.NotFound);
-    if (m.senderId !== me.userId) throw new ConnectError("only the sender may change a message", Code.PermissionDenied);
-    if (Date.now() - m.createdAt.getTime() > editWindowMs) {
-      throw new ConnectError(`messages can be changed for ${Math.round(editWindowMs / 60_000)} minutes after sending`, Code.FailedPrecondition);
-    }
-    if (m.recalled) throw new ConnectError("the message was recalled", Code.FailedPrecondition);
-    return { me, m };
-  };
-
   /** Who a text message mentions: named members (never the sender), or every member for an owner's or admin's @all. */
   const mentionsOf = async (me: { appId: string; userId: string }, conversationId: string, content: MessageContent, members: readonly string[]): Promise<string[]> => {
     if (content.kind.case !== "text") return [];
@@ -278,7 +136,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
       if (req.target.case === "peerUserId" && req.target.value === me.userId) throw new ConnectError("you cannot message yourself", Code.InvalidArgument);
       const content = req.content!;
       if (content.kind.case === "system") throw new ConnectError("system messages are posted by the services, not by clients", Code.InvalidArgument);
-      const members = await openConversation(ctx, me.appId, me.userId, conversationId, true);
+      const members = await access.open(ctx, me.appId, me.userId, conversationId, true);
       const mentions = await mentionsOf(me, conversationId, content, members);
       const dedupKey = `dedup:${me.appId}:${me.userId}:${req.clientMsgId}`;
       // One kv round trip claims the client_msg_id and issues the seq.
@@ -324,7 +182,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
 
     async syncMessages(req, ctx) {
       const me = requireUser(ctx);
-      const { conversation, member } = await requireMember(me.appId, req.conversationId, me.userId);
+      const { conversation, member } = await access.requireMember(me.appId, req.conversationId, me.userId);
       const limit = req.limit === 0 ? 50 : req.limit;
       const upTo = member.leftSeq ?? conversation.maxSeq;
       // A member reads from the message that added them (joinedSeq) up to the one that removed them (leftSeq).
@@ -365,7 +223,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
 
     async markRead(req, ctx) {
       const me = requireUser(ctx);
-      await requireMember(me.appId, req.conversationId, me.userId);
+      await access.requireMember(me.appId, req.conversationId, me.userId);
       const lastReadSeq = await store.markRead(me.appId, req.conversationId, me.userId, Number(req.seq));
       // The other members see the receipt (not in large groups, where it would be noise); the reader's other
       // devices clear their unread count.
@@ -380,7 +238,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
     },
 
     async recallMessage(req, ctx) {
-      const { me, m } = await editable(ctx, req.conversationId, req.seq);
+      const { me, m } = await access.editable(ctx, req.conversationId, req.seq);
       const updated = await store.update(me.appId, req.conversationId, m.seq, { recalled: true, searchText: null });
       const message = toMessage(updated!);
       await pushEvent(me.appId, req.conversationId, MessageEvent_Kind.RECALLED, message, { userId: me.userId, deviceId: me.deviceId });
@@ -389,7 +247,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
 
     async editMessage(req, ctx) {
       const content = req.content!;
-      const { me, m } = await editable(ctx, req.conversationId, req.seq);
+      const { me, m } = await access.editable(ctx, req.conversationId, req.seq);
       if (content.kind.case !== "text" || m.contentType !== 1) throw new ConnectError("only text messages can be edited, into text", Code.InvalidArgument);
       const updated = await store.update(me.appId, req.conversationId, m.seq, { body: toBinary(MessageContentSchema, content), searchText: searchText(content), editedAt: new Date() });
       const message = toMessage(updated!);
@@ -399,7 +257,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
 
     async setMessageFlags(req, ctx) {
       const me = requireUser(ctx);
-      await requireMember(me.appId, req.conversationId, me.userId);
+      await access.requireMember(me.appId, req.conversationId, me.userId);
       if ([...req.add, ...req.remove].includes(MessageFlag.MENTIONED)) throw new ConnectError("the mentioned flag is set by the server", Code.InvalidArgument);
       const bits = (flags: MessageFlag[]) => flags.reduce((b, f) => b | flagOf[f]!, 0);
       const updated = await store.setFlags(me.appId, me.userId, req.conversationId, req.seqs.map(Number), bits(req.add), bits(req.remove));
@@ -408,7 +266,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
 
     async searchMessages(req, ctx) {
       const me = requireUser(ctx);
-      if (req.conversationId !== "") await requireMember(me.appId, req.conversationId, me.userId);
+      if (req.conversationId !== "") await access.requireMember(me.appId, req.conversationId, me.userId);
       const size = req.pageSize === 0 ? 20 : req.pageSize;
       const offset = decodeCursor(req.pageToken, (v): v is { o: number } => Number.isInteger((v as { o?: unknown }).o) && (v as { o: number }).o >= 0)?.o ?? 0;
       const rows = await store.search(me.appId, me.userId, req.query, req.conversationId || undefined, size + 1, offset);
@@ -476,24 +334,4 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
     },
   };
   return { msg, internal };
-}
-
-/**
- * Writes `offline_msg` records into the offline inbox (the consumer's handler), a batch at a time and idempotently,
- * then pushes them to any of their devices that connected meanwhile (see Delivery.pushInboxed).
- */
-export function createOfflineWriter(store: MessageStore, delivery: Delivery, logger: Logger): BatchHandler {
-  return async (records) => {
-    const items = records.map((r) => {
-      const d = decodeRecord(OfflineDeliverySchema, r);
-      if (d.message === undefined) throw new PoisonRecordError(r, "offline_msg record without a message");
-      return { appId: d.appId, userId: d.userId, message: d.message, timestamp: r.timestamp };
-    });
-    await store.storeOffline(
-      items.map(({ appId, userId, message: m, timestamp }) => ({ appId, userId, conversationId: m.conversationId, seq: Number(m.seq), msgId: m.msgId, payload: toBinary(MessageSchema, m), createdAt: m.createdAt ? timestampDate(m.createdAt) : new Date(timestamp) })),
-    );
-    await delivery.pushInboxed(items).catch((err: unknown) =>
-      logger.warn({ err }, "pushing inbox entries to reconnected devices failed; they wait for the next connection"),
-    );
-  };
 }
