@@ -3,7 +3,8 @@
 // (auth, user, msg, group, fan-out and two gateways on etcd, MariaDB, Redis and Kafka; senders on one gateway,
 // receivers on the other). Each sender keeps a window of sends in flight. Reports delivered messages/s and
 // send→deliver latency, first at full speed, then at half of that rate, and the ratio to the transport ceiling
-// measured with the same streams and window.
+// measured with the same streams and window; beside each, the CPU of the server processes, of the load generator
+// and (mesh mode) of etcd, MariaDB, Redis and Kafka, per delivered message.
 import { randomUUID } from "node:crypto";
 import { readdirSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -16,20 +17,20 @@ import { ImClient } from "../client/im-client.js";
 import { demo } from "../platform/store/demo-data.js";
 import { AccessTokenIssuer } from "../services/auth/access-tokens.js";
 import { startMeshDeployment } from "../test/mesh-deployment.js";
+import { cpuColumns, infrastructurePids, startCpuWindow } from "./cpu-meter.js";
 import { benchEnv, startAllInOne } from "./deployments.js";
 import { benchText, type BenchOptions, type Row } from "./options.js";
 import { summarizeProfile } from "./profile-summary.js";
 import { Deliveries, drivePairs } from "./pair-load.js";
 import { printTable, saveResult } from "./report.js";
-import { processUsage } from "./stream-load.js";
 import type { BenchContext } from "./run.js";
 import { measureTransport } from "./transport.js";
 
-/** What one mode measured at full speed. */
+/** What one mode measured at full speed: its row (load, latency, CPU columns) for other scenarios' tables. */
 export interface OneToOneFigures {
   readonly mode: string;
   readonly perSecond: number;
-  readonly row: ReturnType<Deliveries["row"]>;
+  readonly row: Row;
 }
 
 /** Prints the largest self-time costs of the profiled all-in-one process during the peak load. */
@@ -73,13 +74,16 @@ export async function e2eOneToOneBench(options: BenchOptions, context: BenchCont
   const figures: OneToOneFigures[] = [];
   const profileDir = fileURLToPath(new URL(`./results/profile-${Date.now()}/`, import.meta.url));
   const aio = await startAllInOne(options.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []);
-  const measured = await measureOneToOne("all-in-one", aio.urls, [aio.gatewayPid], options, registerClients(options.pairs * 2)).finally(() => aio.stop());
+  const measured = await measureOneToOne("all-in-one", aio.urls, { server: [aio.gatewayPid] }, options, registerClients(options.pairs * 2)).finally(() => aio.stop());
   if (options.profile) printProfile(profileDir, measured.peakWindow);
   rows.push(...measured.rows);
   figures.push(measured.figures);
   if (process.env.IM_ETCD_ENDPOINTS) {
     const mesh = await startMeshDeployment({ gateways: 2, redisDb: 12, extraEnv: { ...benchEnv, IM_LEASE_TTL_SECONDS: "30" } });
-    const pids = mesh.processes.map((p) => p.child.pid!);
+    const infra = infrastructurePids(mesh.env);
+    const missing = infra.filter((p) => p.pid === undefined).map((p) => `${p.name} (:${p.port})`);
+    if (missing.length > 0) console.log(`e2e-1to1: no process found listening for ${missing.join(", ")}; infra CPU leaves it out`);
+    const pids = { server: mesh.processes.map((p) => p.child.pid!), infra: infra.flatMap((p) => (p.pid === undefined ? [] : [p.pid])) };
     const m = await measureOneToOne("mesh, 2 gateways", mesh.urls, pids, options, bulkClients(options.pairs * 2, mesh.env))
       .then(async (r) => (await printRpcTimes(mesh.processes.map((p) => p.port)), r))
       .finally(() => mesh.stop());
@@ -89,10 +93,10 @@ export async function e2eOneToOneBench(options: BenchOptions, context: BenchCont
   context.oneToOne = figures;
   const t = ceiling.row;
   const table: Row[] = [
-    { system: String(t.system), mode: "-", load: "peak", pairs: ceiling.streams, "msgs/s": t["msgs/s"]!, "p50 ms": t["p50 ms"]!, "p99 ms": t["p99 ms"]!, "p999 ms": t["p999 ms"]!, "failed sends": 0, "server CPU %": "-", "load CPU %": "-", "vs transport": "100 %" },
+    { system: String(t.system), mode: "-", load: "peak", pairs: ceiling.streams, window: t.window!, "msgs/s": t["msgs/s"]!, "p50 ms": t["p50 ms"]!, "p99 ms": t["p99 ms"]!, "p999 ms": t["p999 ms"]!, "failed sends": 0, "server CPU %": t["server CPU %"]!, "load CPU %": t["load CPU %"]!, "server CPU µs/msg": t["server CPU µs/msg"]!, "infra CPU µs/msg": t["infra CPU µs/msg"]!, "vs transport": "100 %" },
     ...rows.map((r) => ({ system: "ours", ...r, "vs transport": `${((Number(r["msgs/s"]) / ceiling.perSecond) * 100).toFixed(1)} %` })),
   ];
-  console.log(`\ne2e-1to1: ${options.pairs} pairs of SDK clients (${options.pairs * 2} clients), ${options.window} sends in flight per sender, ${options.seconds} s per load${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
+  console.log(`\ne2e-1to1: ${options.pairs} pairs of SDK clients (${options.pairs * 2} clients), ${options.window} sends in flight per sender, ${options.seconds} s per load; CPU % is of one core, µs/msg is CPU per delivered message (infra: etcd + MariaDB + Redis + Kafka)${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
   printTable(table);
   console.log(`saved ${saveResult("e2e-1to1", { options, rows: table })}`);
   return figures;
@@ -142,7 +146,13 @@ function bulkClients(count: number, env: NodeJS.ProcessEnv): MakeClients {
 }
 
 /** Pairs (2p, 2p+1): the even client sends to the odd one, peak first, then half the peak. */
-async function measureOneToOne(mode: string, urls: string[], serverPids: number[], options: BenchOptions, makeClients: MakeClients): Promise<{ rows: Row[]; figures: OneToOneFigures; peakWindow: [bigint, bigint] }> {
+async function measureOneToOne(
+  mode: string,
+  urls: string[],
+  pids: { server: number[]; infra?: number[] },
+  options: BenchOptions,
+  makeClients: MakeClients,
+): Promise<{ rows: Row[]; figures: OneToOneFigures; peakWindow: [bigint, bigint] }> {
   const { pairs } = options;
   const rows: Row[] = [];
   const deliveries = new Deliveries();
@@ -156,22 +166,13 @@ async function measureOneToOne(mode: string, urls: string[], serverPids: number[
       await Promise.all(Array.from({ length: Math.min(50, pairs - p) }, (_, k) => clients[2 * (p + k)]!.sendText({ peerUserId: clients[2 * (p + k) + 1]!.userId }, "hello").catch(() => {})));
     }
     const run = async (label: string, ratePerSender: number | undefined): Promise<OneToOneFigures> => {
-      const serverCpu = serverPids.map((pid) => processUsage(pid).cpuSeconds);
-      const loadCpu = process.cpuUsage();
+      const cpu = startCpuWindow(pids.server, [process.pid], pids.infra);
       const measured = await drivePairs(options, deliveries, (p, id) => clients[2 * p]!.sendText({ peerUserId: clients[2 * p + 1]!.userId }, benchText, id), ratePerSender);
       if (ratePerSender === undefined) peakWindow = [measured.started, measured.finished];
-      const serverSeconds = serverPids.reduce((n, pid, i) => n + processUsage(pid).cpuSeconds - serverCpu[i]!, 0);
-      const load = process.cpuUsage(loadCpu);
-      const row = deliveries.row(measured.seconds);
-      rows.push({
-        mode,
-        load: label,
-        pairs,
-        ...row,
-        "server CPU %": Math.round((serverSeconds / measured.seconds) * 100),
-        "load CPU %": Math.round(((load.user + load.system) / 1e6 / measured.seconds) * 100),
-      });
-      return { mode, perSecond: row["msgs/s"], row };
+      const latency = deliveries.row(measured.seconds);
+      const row: Row = { load: label, pairs, window: options.window, ...latency, ...cpuColumns(cpu, measured.seconds, deliveries.count) };
+      rows.push({ mode, ...row });
+      return { mode, perSecond: latency["msgs/s"], row };
     };
     peak = await run("peak", undefined);
     await run("50% of peak", Math.max(1, peak.perSecond / 2 / pairs));

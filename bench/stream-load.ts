@@ -66,6 +66,11 @@ export class StreamLoad {
     return new StreamLoad(workers, { url: options.url, connections, localAddresses });
   }
 
+  /** The worker processes' ids, to read their CPU from /proc. */
+  get pids(): number[] {
+    return this.workers.map((w) => w.child.pid!);
+  }
+
   private share(tokens: readonly string[], w: number): string[] {
     return tokens.filter((_, i) => i % this.workers.length === w);
   }
@@ -94,8 +99,8 @@ export class StreamLoad {
     };
   }
 
-  /** Every stream keeps `window` frames in flight for `seconds`; answered frames per second and their latency. */
-  async echo(seconds: number, window: number, text: string): Promise<{ perSecond: number; histogram: hdr.Histogram }> {
+  /** Every stream keeps `window` frames in flight for `seconds`; answered frames (in all, per second) and their latency. */
+  async echo(seconds: number, window: number, text: string): Promise<{ answered: number; seconds: number; perSecond: number; histogram: hdr.Histogram }> {
     const replies = (await Promise.all(this.workers.map((w) => w.ask({ op: "echo", seconds, window, text })))) as Extract<WorkerReply, { op: "echoed" }>[];
     const histogram = latencyHistogram();
     for (const r of replies) {
@@ -104,7 +109,8 @@ export class StreamLoad {
       part.destroy();
     }
     const answered = replies.reduce((n, r) => n + r.answered, 0);
-    return { perSecond: answered / Math.max(...replies.map((r) => r.seconds)), histogram };
+    const elapsed = Math.max(...replies.map((r) => r.seconds));
+    return { answered, seconds: elapsed, perSecond: answered / elapsed, histogram };
   }
 
   /** Cuts every connection at once and reconnects every stream; resolves when all are welcomed again. */

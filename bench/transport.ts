@@ -1,8 +1,10 @@
 // The transport ceiling: the same streams and frames as the 1:1 scenario (one stream per sending client, the same
 // window of sends in flight, the same text) against bare connect-node with nothing behind it. Whatever ours does
-// beyond this is the cost of auth, storage, routing and delivery.
+// beyond this is the cost of auth, storage, routing and delivery. The server's and the load generator's CPU are
+// reported beside it, so that a row where the load generator is at 100 % and the server is not reads as what it is.
 import { fileURLToPath } from "node:url";
 import { startNodeProcess } from "../test/processes.js";
+import { cpuColumns, startCpuWindow } from "./cpu-meter.js";
 import { benchText, type BenchOptions, type Row } from "./options.js";
 import { printTable, saveResult } from "./report.js";
 import { StreamLoad } from "./stream-load.js";
@@ -22,14 +24,19 @@ export async function measureTransport(options: { streams: number; window: numbe
   try {
     const opened = await load.open(Array.from({ length: options.streams }, () => ""));
     if (opened.welcomed !== options.streams) throw new Error(`transport: only ${opened.welcomed} of ${options.streams} streams opened (${opened.error})`);
-    const { perSecond, histogram } = await load.echo(options.seconds, options.window, benchText);
+    const cpu = startCpuWindow([server.child.pid!], load.pids);
+    const started = process.hrtime.bigint();
+    const { answered, perSecond, histogram } = await load.echo(options.seconds, options.window, benchText);
+    const wall = Number(process.hrtime.bigint() - started) / 1e9;
     const row: Row = {
       system: "transport (bare connect-node echo)",
       streams: options.streams,
+      window: options.window,
       "msgs/s": Math.round(perSecond),
       "p50 ms": (histogram.getValueAtPercentile(50) / 1000).toFixed(1),
       "p99 ms": (histogram.getValueAtPercentile(99) / 1000).toFixed(1),
       "p999 ms": (histogram.getValueAtPercentile(99.9) / 1000).toFixed(1),
+      ...cpuColumns(cpu, wall, answered),
     };
     histogram.destroy();
     return { streams: options.streams, perSecond, row };
@@ -43,7 +50,7 @@ export async function measureTransport(options: { streams: number; window: numbe
 /** `npm run bench -- transport`. */
 export async function transportBench(options: BenchOptions): Promise<TransportFigures> {
   const figures = await measureTransport({ streams: options.pairs, window: options.window, seconds: options.seconds });
-  console.log(`\ntransport: ${figures.streams} streams, ${options.window} frames in flight each, one load process${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
+  console.log(`\ntransport: ${figures.streams} streams, ${options.window} frames in flight each, one load process (server CPU % and load CPU % are of one core)${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
   printTable([figures.row]);
   console.log(`saved ${saveResult("transport", { options, rows: [figures.row] })}`);
   return figures;
