@@ -63,6 +63,7 @@ function backoffMs(attempt: number): number {
 export class MeshClients {
   private readonly targets = new Map<string, Target>();
   private readonly cursor = new Map<string, number>();
+  private readonly pinned = new Map<string, unknown>();
   private readonly unsubscribe: () => void;
   private readonly requests: Counter | undefined;
   private local: MeshClientOptions["local"];
@@ -110,7 +111,16 @@ export class MeshClients {
    * holding a user's stream), and fails Unavailable when it is not registered.
    */
   client<S extends DescService>(desc: S, options: { instanceId?: string } = {}): Client<S> {
-    return createClient(desc, this.transport(desc.typeName, options.instanceId));
+    if (options.instanceId === undefined) return createClient(desc, this.transport(desc.typeName));
+    // Pushes to a gateway ask for its client on every batch: one per instance is kept until it leaves the registry.
+    const key = `${desc.typeName}/${options.instanceId}`;
+    let client = this.pinned.get(key) as Client<S> | undefined;
+    if (client === undefined) {
+      client = createClient(desc, this.transport(desc.typeName, options.instanceId));
+      if (this.pinned.size >= 10_000) this.pinned.clear();
+      this.pinned.set(key, client);
+    }
+    return client;
   }
 
   private key(i: ServiceInstance): string {
@@ -122,6 +132,11 @@ export class MeshClients {
    * a draining instance deregisters first and then finishes the calls it has, which an abort would cut.
    */
   private prune(service: string): void {
+    const registered = new Set(this.options.directory.instances(service).map((i) => i.instanceId));
+    for (const key of this.pinned.keys()) {
+      const [typeName, instanceId] = [key.slice(0, key.indexOf("/")), key.slice(key.indexOf("/") + 1)];
+      if (typeName === service && !registered.has(instanceId)) this.pinned.delete(key);
+    }
     const live = new Set(this.options.directory.instances(service).map((i) => this.key(i)));
     for (const [key, target] of this.targets) {
       if (target.instance.service === service && !live.has(key)) {
