@@ -1,95 +1,44 @@
-// The same 1:1 scenario over XMPP against ejabberd from Debian (`apt-get install ejabberd`), started here on a free
-// loopback port with a configuration of our own: in-band registration, stream management for server acks, offline
-// storage and a message archive (mod_mam on mnesia), like ours stores every message. The same number of pairs,
-// the same window of sends in flight (a send counts as done when the server acks it) and the same text; compared
-// with our all-in-one figures from the same run.
-import { spawn, spawnSync } from "node:child_process";
+// The same 1:1 scenario over XMPP against ejabberd from Debian, in each configuration asked for (bench/ejabberd-server.ts):
+// without an archive, the peer of our all-in-one (which keeps messages in memory), and with mod_mam archiving every
+// message to MariaDB, the peer of our mesh mode (which stores every message there). The same pairs, the same window
+// of sends in flight (a send counts as done when the server acks it with stream management) and the same text;
+// compared with our figures from the same run, each of our modes with its own peer.
 import { randomUUID } from "node:crypto";
-import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { freePort, waitForPort } from "../test/processes.js";
+import { cpuColumns, pidListeningOn, startCpuWindow } from "./cpu-meter.js";
 import { e2eOneToOneBench } from "./e2e-1to1.js";
-import { benchText, type BenchOptions, type Row } from "./options.js";
+import { BaselineUnavailable, startEjabberd } from "./ejabberd-server.js";
+import { benchText, type BenchOptions, type EjabberdArchive, type Row } from "./options.js";
 import { Deliveries, drivePairs } from "./pair-load.js";
 import { printTable, saveResult } from "./report.js";
 import type { BenchContext } from "./run.js";
 import { XmppClient } from "./xmpp-client.js";
 
-const ctl = "/usr/sbin/ejabberdctl";
-
-const config = (port: number) => `loglevel: warning
-hosts:
-  - localhost
-listen:
-  -
-    port: ${port}
-    ip: "127.0.0.1"
-    module: ejabberd_c2s
-    backlog: 1024
-    max_stanza_size: 65536
-    shaper: none
-    access: all
-    starttls: false
-auth_method: internal
-registration_timeout: infinity
-access_rules:
-  register:
-    allow: all
-modules:
-  mod_register:
-    access: register
-    ip_access: all
-  mod_stream_mgmt: {}
-  mod_offline: {}
-  mod_mam:
-    default: always
-    db_type: mnesia
-  mod_roster: {}
-  mod_disco: {}
-  mod_ping: {}
-`;
-
-/** A private ejabberd on a free port, its state in .run/; stop() stops it and removes that state unless asked to keep it. */
-async function startEjabberd(): Promise<{ port: number; stop: (keepLogs: boolean) => Promise<void> }> {
-  if (!existsSync(ctl)) throw new Error("ejabberd is not installed: apt-get install -y ejabberd (the ejabberd scenario compares with it)");
-  const port = await freePort();
-  const dir = fileURLToPath(new URL(`../.run/bench-ejabberd-${port}/`, import.meta.url));
-  mkdirSync(`${dir}spool`, { recursive: true });
-  mkdirSync(`${dir}logs`, { recursive: true });
-  writeFileSync(`${dir}ejabberd.yml`, config(port));
-  // ejabberdctl reads its own settings file, which would otherwise point at /etc/ejabberd/ejabberd.yml.
-  writeFileSync(`${dir}ejabberdctl.cfg`, `EJABBERD_CONFIG_PATH=${dir}ejabberd.yml\n`);
-  copyFileSync("/etc/ejabberd/inetrc", `${dir}inetrc`);
-  // Started by root, ejabberdctl would su to the ejabberd user, and su's pam_limits sets the descriptor limit back to
-  // 1024 (1,000 clients then fail with "too many open files" and mnesia stops), so root starts it as that user itself.
-  const asUser: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {};
-  if (process.getuid?.() === 0) {
-    const uid = Number(spawnSync("id", ["-u", "ejabberd"]).stdout.toString().trim());
-    const gid = Number(spawnSync("id", ["-g", "ejabberd"]).stdout.toString().trim());
-    for (const p of [dir, `${dir}spool`, `${dir}logs`, `${dir}ejabberd.yml`, `${dir}ejabberdctl.cfg`, `${dir}inetrc`]) chownSync(p, uid, gid);
-    Object.assign(asUser, { uid, gid, env: { ...process.env, HOME: "/var/lib/ejabberd", USER: "ejabberd", LOGNAME: "ejabberd" } });
-  }
-  const args = ["--config-dir", dir, "--spool", `${dir}spool`, "--logs", `${dir}logs`, "--node", `bench${port}@localhost`];
-  const server = spawn(ctl, [...args, "foreground"], { cwd: dir, stdio: ["ignore", "ignore", "inherit"], detached: true, ...asUser });
-  const exited = new Promise<void>((r) => server.once("exit", () => r()));
-  await waitForPort(port, 60_000);
-  return {
-    port,
-    stop: async (keepLogs) => {
-      spawnSync(ctl, [...args, "stop"], { cwd: dir, stdio: "ignore", timeout: 30_000, ...asUser });
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-      // What ejabberdctl started runs in the process group of the process we spawned.
-      if (server.exitCode === null) process.kill(-server.pid!, "SIGKILL");
-      if (keepLogs) console.error(`ejabberd's logs are kept in ${dir}logs`);
-      else rmSync(dir, { recursive: true, force: true });
-    },
-  };
+/** What one ejabberd configuration measured, or why it was skipped. */
+interface EjabberdFigures {
+  readonly archive: EjabberdArchive;
+  readonly rows: Row[];
+  /** Delivered messages per second at peak; undefined when skipped. */
+  readonly perSecond?: number;
+  readonly skipped?: string;
 }
 
-/** Pairs of XMPP clients, the even one sending to the odd one; peak first, then half the peak. */
-async function measureEjabberd(options: BenchOptions): Promise<{ rows: Row[]; perSecond: number; p99Ms: number }> {
+/** The row label of each configuration; the durable peer of mesh mode is MariaDB's, or mnesia's when that is all there is. */
+function label(archive: EjabberdArchive, durablePeer: EjabberdArchive | undefined): string {
+  if (archive === "none") return "ejabberd, no archive (in-memory peer of all-in-one)";
+  const where = archive === "sql" ? "MAM on MariaDB" : "MAM on mnesia";
+  return archive === durablePeer ? `ejabberd, ${where} (durable peer of mesh mode)` : `ejabberd, ${where}`;
+}
+
+/** Pairs of XMPP clients against one configuration, the even one sending to the odd one; peak first, then half the peak. */
+async function measureEjabberd(options: BenchOptions, archive: EjabberdArchive): Promise<EjabberdFigures> {
   const { pairs } = options;
-  const ejabberd = await startEjabberd();
+  let ejabberd;
+  try {
+    ejabberd = await startEjabberd(archive);
+  } catch (err) {
+    if (err instanceof BaselineUnavailable) return { archive, rows: [], skipped: err.message };
+    throw err;
+  }
   const clients: XmppClient[] = [];
   const rows: Row[] = [];
   const deliveries = new Deliveries();
@@ -105,16 +54,18 @@ async function measureEjabberd(options: BenchOptions): Promise<{ rows: Row[]; pe
         }),
       );
     }
-    const run = async (label: string, ratePerSender: number | undefined) => {
+    const database = ejabberd.sql && pidListeningOn(ejabberd.sql.port);
+    const run = async (load: string, ratePerSender: number | undefined) => {
+      const cpu = startCpuWindow(ejabberd.pids(), [process.pid], database === undefined ? undefined : [database]);
       const measured = await drivePairs(options, deliveries, (p, id) => clients[2 * p]!.send(clients[2 * p + 1]!.jid, id, benchText), ratePerSender);
       const row = deliveries.row(measured.seconds);
-      rows.push({ system: "ejabberd 23.01 (XMPP)", load: label, pairs, ...row });
-      return { perSecond: row["msgs/s"], p99Ms: Number(row["p99 ms"]) };
+      rows.push({ archive, load, pairs, window: options.window, ...row, ...cpuColumns(cpu, measured.seconds, deliveries.count) });
+      return row["msgs/s"];
     };
-    const peak = await run("peak", undefined);
-    await run("50% of peak", Math.max(1, peak.perSecond / 2 / pairs));
+    const perSecond = await run("peak", undefined);
+    await run("50% of peak", Math.max(1, perSecond / 2 / pairs));
     failed = false;
-    return { rows, ...peak };
+    return { archive, rows, perSecond };
   } finally {
     deliveries.close();
     for (const c of clients) c?.close();
@@ -122,22 +73,37 @@ async function measureEjabberd(options: BenchOptions): Promise<{ rows: Row[]; pe
   }
 }
 
-/** `npm run bench -- ejabberd [--pairs N]`: ejabberd, then ours (unless this run already measured it). */
+/** `npm run bench -- ejabberd [--pairs N] [--window N] [--ejabberd-archive none,sql]`: ejabberd, then ours unless measured. */
 export async function ejabberdBench(options: BenchOptions, context: BenchContext = {}): Promise<void> {
-  const theirs = await measureEjabberd(options);
+  const theirs: EjabberdFigures[] = [];
+  for (const archive of options.ejabberdArchives) theirs.push(await measureEjabberd(options, archive));
   if (context.oneToOne === undefined) await e2eOneToOneBench(options, context);
   const ours = context.oneToOne!;
+  const measured = (a: EjabberdArchive) => theirs.find((t) => t.archive === a && t.perSecond !== undefined);
+  const durable = measured("sql") ?? measured("mnesia");
+  const inMemory = measured("none");
+  const blank = { "msgs/s": "-", "p50 ms": "-", "p99 ms": "-", "p999 ms": "-", "failed sends": "-", "server CPU %": "-", "load CPU %": "-", "server CPU µs/msg": "-", "infra CPU µs/msg": "-" };
   const rows: Row[] = [
-    ...theirs.rows.map((r) => ({ ...r, "ours/ejabberd": "-" })),
-    ...ours.map((o) => ({
-      system: `ours (${o.mode})`,
-      load: "peak",
-      pairs: options.pairs,
-      ...o.row,
-      "ours/ejabberd": `${(o.perSecond / theirs.perSecond).toFixed(2)}×`,
-    })),
+    ...theirs.flatMap((t): Row[] =>
+      t.skipped !== undefined
+        ? [{ system: label(t.archive, durable?.archive), load: "skipped", pairs: options.pairs, window: options.window, ...blank, "ours ÷ peer": "-" }]
+        : t.rows.map(({ archive, ...r }) => ({ system: label(archive as EjabberdArchive, durable?.archive), ...r, "ours ÷ peer": "-" })),
+    ),
+    ...ours.map((o) => {
+      const peer = o.mode === "all-in-one" ? inMemory : durable;
+      return {
+        system: `ours (${o.mode})`,
+        ...o.row,
+        "ours ÷ peer": peer?.perSecond ? `${(o.perSecond / peer.perSecond).toFixed(2)}× (${peer.archive === "none" ? "no archive" : `MAM on ${peer.archive === "sql" ? "MariaDB" : "mnesia"}`})` : "no peer measured",
+      };
+    }),
   ];
-  console.log(`\nejabberd: ${options.pairs} pairs over XMPP, ${options.window} sends in flight per sender (acked by stream management), ${options.seconds} s per load${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`);
+  console.log(
+    `\nejabberd: ${options.pairs} pairs over XMPP, ${options.window} sends in flight per sender (acked by stream management), ${options.seconds} s per load;` +
+      ` CPU % is of one core, µs/msg is CPU per delivered message (infra: MariaDB for ejabberd, etcd + MariaDB + Redis + Kafka for mesh mode)` +
+      `${options.smoke ? " (smoke run: figures are not meaningful)" : ""}`,
+  );
   printTable(rows);
-  console.log(`saved ${saveResult("ejabberd", { options, rows })}`);
+  for (const t of theirs) if (t.skipped !== undefined) console.log(`skipped ${label(t.archive, durable?.archive)}: ${t.skipped}`);
+  console.log(`saved ${saveResult("ejabberd", { options, rows, skipped: theirs.filter((t) => t.skipped).map((t) => ({ archive: t.archive, reason: t.skipped })) })}`);
 }

@@ -1,5 +1,6 @@
-// `npm run bench -- <scenario[,scenario…]|all> [--quick|--smoke] [--pairs N] [--connections N] [--clients N] [--members N]
-// [--online N] [--seconds N] [--profile]`: runs benchmarks, prints one table each and saves it under bench/results/.
+// `npm run bench -- <scenario[,scenario…]|all> [--quick|--smoke] [--pairs N] [--window N] [--ejabberd-archive LIST]
+// [--connections N] [--clients N] [--members N] [--online N] [--seconds N] [--profile]`: runs benchmarks, prints one
+// table each and saves it under bench/results/.
 import { parseArgs } from "node:util";
 import { authTokensBench } from "./auth-tokens.js";
 import { connectionsBench } from "./connections.js";
@@ -7,7 +8,7 @@ import { e2eOneToOneBench, type OneToOneFigures } from "./e2e-1to1.js";
 import { ejabberdBench } from "./ejabberd.js";
 import { groupFanoutBench } from "./group-fanout.js";
 import { meshClientBench } from "./mesh-client.js";
-import { benchOptions, type BenchOptions } from "./options.js";
+import { benchOptions, ejabberdArchiveChoices, type BenchOptions, type EjabberdArchive } from "./options.js";
 import { reconnectStormBench } from "./reconnect-storm.js";
 import { transportBench, type TransportFigures } from "./transport.js";
 
@@ -34,6 +35,8 @@ const { positionals, values } = parseArgs({
     smoke: { type: "boolean", default: false },
     quick: { type: "boolean", default: false },
     pairs: { type: "string" },
+    window: { type: "string" },
+    "ejabberd-archive": { type: "string" },
     connections: { type: "string" },
     clients: { type: "string" },
     members: { type: "string" },
@@ -43,8 +46,16 @@ const { positionals, values } = parseArgs({
   },
 });
 const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+const archives = values["ejabberd-archive"]?.split(",").map((a) => a.trim());
+const unknownArchive = archives?.find((a) => !(ejabberdArchiveChoices as readonly string[]).includes(a));
+if (unknownArchive !== undefined) {
+  console.error(`unknown --ejabberd-archive "${unknownArchive}"; a comma-separated list of: ${ejabberdArchiveChoices.join(", ")}`);
+  process.exit(2);
+}
 const options = benchOptions(values.smoke ? "smoke" : values.quick ? "quick" : "full", {
   pairs: number(values.pairs),
+  window: number(values.window),
+  ejabberdArchives: archives as EjabberdArchive[] | undefined,
   connections: number(values.connections),
   stormClients: number(values.clients),
   groupMembers: number(values.members),
