@@ -111,7 +111,7 @@ function messagingSuite(deploy: () => Promise<Deployment>): void {
     const c = await connect("carol");
     const msg = createClient(MsgService, createGrpcTransport({ baseUrl: url }));
     const notMember = await c.c.sendText({ conversationId: demo.directConversationId }, "let me in").catch((e: SendError) => e);
-    expect((notMember as SendError).code).to.equal(Code.PermissionDenied);
+    expect((notMember as SendError).code, "a conversation carol is not in looks like a missing one").to.equal(Code.NotFound);
     const unknown = await c.c.sendText({ conversationId: "g:00000000-0000-4000-8000-00000000dead" }, "hello?").catch((e: SendError) => e);
     expect((unknown as SendError).code).to.equal(Code.NotFound);
     const stranger = await c.c.sendText({ peerUserId: randomUUID() }, "who are you").catch((e: SendError) => e);
@@ -129,7 +129,7 @@ function messagingSuite(deploy: () => Promise<Deployment>): void {
     const intoDemo = await mallory.sendText({ peerUserId: alice.id }, "hi from elsewhere").catch((e: SendError) => e);
     expect((intoDemo as SendError).code).to.equal(Code.NotFound);
     const intoDemoConversation = await mallory.sendText({ conversationId: demo.directConversationId }, "hi").catch((e: SendError) => e);
-    expect((intoDemoConversation as SendError).code, "a 1:1 id without the caller in it").to.equal(Code.PermissionDenied);
+    expect((intoDemoConversation as SendError).code, "a 1:1 id without the caller in it").to.equal(Code.NotFound);
     const fromDemo = await c.c.sendText({ peerUserId: session!.userId }, "hi mallory").catch((e: SendError) => e);
     expect((fromDemo as SendError).code).to.equal(Code.NotFound);
     const peek = await rpcError(msg.syncMessages({ conversationId: demo.directConversationId }, { headers: mallory.api.headers() }));
@@ -153,7 +153,7 @@ function messagingSuite(deploy: () => Promise<Deployment>): void {
     const list = await msg.listConversations({}, { headers: c.c.api.headers() });
     expect(list.conversations, "carol has no conversation yet").to.deep.equal([]);
     const sync = await rpcError(msg.syncMessages({ conversationId: demo.directConversationId }, { headers: c.c.api.headers() }));
-    expect(sync.code).to.equal(Code.PermissionDenied);
+    expect(sync.code).to.equal(Code.NotFound);
     expect(carol.username).to.equal("carol");
   });
 

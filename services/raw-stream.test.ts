@@ -14,6 +14,7 @@ import { openRawStream } from "../test/raw-stream.js";
 import { maxQueuedFrames } from "./gateway/connection.js";
 
 const [, bob] = demo.users;
+const unlimitedSends = { IM_SEND_RATE_USER: "off", IM_SEND_RATE_APP: "off" };
 
 async function login(url: string, username: string, deviceId: string = randomUUID()): Promise<string> {
   const res = await createClient(AuthService, createGrpcTransport({ baseUrl: url })).login({
@@ -74,9 +75,10 @@ describe("raw stream order, mesh mode on two gateways @infra", function () {
 describe("a stream whose client stopped reading, all-in-one", function () {
   this.timeout(60_000);
   let deployment: TestDeployment;
-  // The gateway is the public edge: its /metrics takes the operator's credential.
+  // The gateway is the public edge: its /metrics takes the operator's credential. One user sends 2,100 messages
+  // here, far past the per-user send limit.
   const adminToken = "operator-credential-for-the-raw-stream-test";
-  beforeEach(async () => (deployment = await startAllInOneDeployment({ IM_HEARTBEAT_SECONDS: "1", IM_ADMIN_TOKEN: adminToken })));
+  beforeEach(async () => (deployment = await startAllInOneDeployment({ IM_HEARTBEAT_SECONDS: "1", IM_ADMIN_TOKEN: adminToken, ...unlimitedSends })));
   afterEach(() => deployment.stop());
 
   const connections = async () => {

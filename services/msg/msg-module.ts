@@ -1,6 +1,7 @@
 import { MsgInternalService, MsgService } from "../../gen/im/msg/v1/msg_pb.js";
 import { RouteTable } from "../../mesh/routes.js";
 import { mount } from "../../mesh/server.js";
+import { RateLimiter } from "../../platform/rate-limiter.js";
 import type { Runtime, ServiceModule } from "../runtime.js";
 import { Delivery } from "./delivery.js";
 import { MemoryMessageStore, SqlMessageStore, type MessageStore } from "./message-store.js";
@@ -27,7 +28,9 @@ export const msgModule: ServiceModule = {
   name: "msg",
   async build(rt) {
     const { store, delivery } = await openDelivery(rt);
-    const services = createMsgServices({ store, kv: rt.kv, sequencer: new Sequencer(rt.kv, store), delivery, clients: rt.clients, bus: rt.bus, editWindowMs: rt.config.msgEditWindowSeconds * 1000 });
+    const limiter = new RateLimiter(rt.kv, { onSharedError: (err) => rt.logger.warn({ err }, "the shared send limit could not be checked; local limits apply") });
+    const sendLimits = { limiter, perUser: rt.config.limits.sendPerUser, perApp: rt.config.limits.sendPerApp };
+    const services = createMsgServices({ store, kv: rt.kv, sequencer: new Sequencer(rt.kv, store), delivery, clients: rt.clients, bus: rt.bus, editWindowMs: rt.config.msgEditWindowSeconds * 1000, sendLimits });
     const writeOffline = createOfflineWriter(store, delivery, rt.logger);
     const subscription = await rt.bus.subscribe({
       groupId: "msg-offline-inbox",

@@ -20,7 +20,8 @@ import {
 } from "../../gen/im/msg/v1/msg_pb.js";
 import { requireUser } from "../../mesh/interceptors/auth-interceptor.js";
 import type { MeshClients } from "../../mesh/service-client.js";
-import type { Kv } from "../../platform/kv/kv.js";
+import type { BucketSpec, Kv } from "../../platform/kv/kv.js";
+import type { Limit, RateLimiter } from "../../platform/rate-limiter.js";
 import { GroupInternalService, GroupRole } from "../../gen/im/group/v1/group_pb.js";
 import type { Bus } from "../../platform/bus/bus.js";
 import { ConversationAccess, directConversationId, groupOf } from "./conversation-access.js";
@@ -49,9 +50,24 @@ export interface MsgDeps {
   readonly editWindowMs?: number;
   /** Read receipts of groups larger than this go only to the reader's own devices (default 100). */
   readonly receiptMaxMembers?: number;
+  /** Send rate limits per user and per app (SECURITY.md), checked first on every send; none when absent. */
+  readonly sendLimits?: { readonly limiter: RateLimiter; readonly perUser?: BucketSpec; readonly perApp?: BucketSpec };
 }
 
 export { directConversationId, directMembers, groupOf } from "./conversation-access.js";
+
+/** The limits a send of one user passes, built once per call from the configured buckets; undefined when none are set. */
+function sendLimitsOf(config: MsgDeps["sendLimits"]): { limiter: RateLimiter; of(appId: string, userId: string): Limit[] } | undefined {
+  if (config === undefined || (config.perUser === undefined && config.perApp === undefined)) return undefined;
+  const { perUser, perApp } = config;
+  return {
+    limiter: config.limiter,
+    of: (appId, userId) => [
+      ...(perUser ? [{ key: `rl:send:user:${appId}:${userId}`, bucket: perUser, what: "you are sending messages too fast" }] : []),
+      ...(perApp ? [{ key: `rl:send:app:${appId}`, bucket: perApp, what: "this app is sending messages too fast" }] : []),
+    ],
+  };
+}
 
 /** Builds the msg service's handlers: sending with dedup, seq and group commit, sync, read state, edits and search. */
 export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgService>; internal: ServiceImpl<typeof MsgInternalService> } {
@@ -59,6 +75,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
   const editWindowMs = deps.editWindowMs ?? 15 * 60_000;
   const receiptMaxMembers = deps.receiptMaxMembers ?? 100;
   const access = new ConversationAccess(store, deps.clients, editWindowMs);
+  const sendLimits = sendLimitsOf(deps.sendLimits);
   const commit = new GroupCommit<{ row: StoredMessage; mentions: readonly string[] }, InsertOutcome>((batch) =>
     store.insert(
       batch.map((b) => b.row),
@@ -132,6 +149,7 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
   const msg: ServiceImpl<typeof MsgService> = {
     async sendMessage(req, ctx) {
       const me = requireUser(ctx);
+      if (sendLimits !== undefined) await sendLimits.limiter.take(sendLimits.of(me.appId, me.userId));
       const conversationId = req.target.case === "peerUserId" ? directConversationId(me.userId, req.target.value) : req.target.value!;
       if (req.target.case === "peerUserId" && req.target.value === me.userId) throw new ConnectError("you cannot message yourself", Code.InvalidArgument);
       const content = req.content!;
@@ -141,7 +159,14 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
       const dedupKey = `dedup:${me.appId}:${me.userId}:${req.clientMsgId}`;
       // One kv round trip claims the client_msg_id and issues the seq.
       const claim = await deps.sequencer.claimAndNext(me.appId, conversationId, { key: dedupKey, value: "pending", ttlMs: dedupTtlMs });
-      if (!claim.claimed) return awaitOriginal(dedupKey, claim.existing);
+      if (!claim.claimed) {
+        const original = await awaitOriginal(dedupKey, claim.existing);
+        // The id names one message: reused for another conversation, the new message would silently vanish.
+        if (original.conversationId !== conversationId) {
+          throw new ConnectError(`client_msg_id ${req.clientMsgId} was already used for a message in ${original.conversationId}; use a new id for a new message`, Code.AlreadyExists);
+        }
+        return original;
+      }
       let sent: { stored: StoredMessage; duplicate: boolean };
       try {
         sent = await persist({
@@ -258,7 +283,8 @@ export function createMsgServices(deps: MsgDeps): { msg: ServiceImpl<typeof MsgS
     async setMessageFlags(req, ctx) {
       const me = requireUser(ctx);
       await access.requireMember(me.appId, req.conversationId, me.userId);
-      if ([...req.add, ...req.remove].includes(MessageFlag.MENTIONED)) throw new ConnectError("the mentioned flag is set by the server", Code.InvalidArgument);
+      // Read state moves with MarkRead and mentions are the server's: users set only STARRED (as the contract says).
+      if ([...req.add, ...req.remove].some((f) => f !== MessageFlag.STARRED)) throw new ConnectError("only the starred flag can be set or cleared", Code.InvalidArgument);
       const bits = (flags: MessageFlag[]) => flags.reduce((b, f) => b | flagOf[f]!, 0);
       const updated = await store.setFlags(me.appId, me.userId, req.conversationId, req.seqs.map(Number), bits(req.add), bits(req.remove));
       return { updated };
