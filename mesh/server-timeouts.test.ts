@@ -99,8 +99,10 @@ describe("server time limits", () => {
     expect(await within(socket, "close"), "closed by the body limit").to.equal(true);
   });
 
-  it("resets an HTTP/2 unary call whose body trickles in", async () => {
-    const session = http2.connect(server.url);
+  it("resets an HTTP/2 unary call whose body trickles in, and closes its connection", async () => {
+    // Idle sessions live long here: the connection closes because its body was trickled, not because it idles.
+    const patient = await startServer({ name: "patient", port: 0, services: [], timeouts: { ...limits, idleSessionMs: 60_000 } });
+    const session = http2.connect(patient.url);
     session.on("error", () => {});
     try {
       const stream = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers" });
@@ -109,9 +111,12 @@ describe("server time limits", () => {
       stream.write(Uint8Array.of(0, 0, 0, 3, 232));
       const timer = setInterval(() => stream.writable && stream.write(Uint8Array.of(0)), 100);
       stream.once("close", () => clearInterval(timer));
+      const closed = within(session, "close");
       expect(await within(stream, "close"), "reset by the body limit").to.equal(true);
+      expect(await closed, "the connection is closed too").to.equal(true);
     } finally {
       session.destroy();
+      await patient.close(100);
     }
   });
 

@@ -191,6 +191,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const timer = setTimeout(() => {
       if (req.readableEnded) return;
       options.logger?.info({ url: req.url, afterMs: timeouts.bodyMs }, "request body incomplete in time; closing its stream");
+      // A peer that trickles a body loses its connection too: over HTTP/2 the session gets GOAWAY (its other
+      // streams may finish), or it would idle on for idleSessionMs after each reset stream.
+      if ("stream" in req) req.stream.session?.close();
       destroyTransport(req);
     }, timeouts.bodyMs);
     timer.unref();
