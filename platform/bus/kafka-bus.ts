@@ -90,7 +90,29 @@ export class KafkaBus implements Bus {
    * Creates missing topics and repairs existing ones: too few partitions are added (partitions can only grow)
    * and retention is set to the spec. Returns the names it created.
    */
-  async ensureTopics(specs: readonly TopicSpec[]): Promise<string[]> {
+  /**
+   * Runs admin work again on retriable broker errors until the join timeout: kafkajs does not retry admin calls, and a
+   * busy broker answers UNKNOWN_TOPIC_OR_PARTITION for a topic another process has just created.
+   */
+  private async retryingAdmin<T>(what: string, work: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + (this.options.joinTimeoutMs ?? 30_000);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await work();
+      } catch (err) {
+        const cause = err instanceof UnavailableError ? err.cause : err;
+        const retriable = cause instanceof KafkaJSError && cause.retriable;
+        if (!retriable || Date.now() >= deadline) throw err instanceof UnavailableError ? err : toUnavailable(what, err);
+        await new Promise((r) => setTimeout(r, 100 + retryDelayMs(attempt)));
+      }
+    }
+  }
+
+  ensureTopics(specs: readonly TopicSpec[]): Promise<string[]> {
+    return this.retryingAdmin(`creating topics on ${this.brokers.join(",")}`, () => this.ensureTopicsOnce(specs));
+  }
+
+  private async ensureTopicsOnce(specs: readonly TopicSpec[]): Promise<string[]> {
     const admin = this.kafka.admin();
     try {
       await admin.connect();
@@ -215,18 +237,8 @@ export class KafkaBus implements Bus {
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     if (options.fromBeginning === false) {
-      // The admin calls are not retried by kafkajs; a fresh broker answers NOT_COORDINATOR while it loads offsets.
-      const deadline = Date.now() + (this.options.joinTimeoutMs ?? 30_000);
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await this.startGroupAtEnd(options.groupId, options.topic);
-          break;
-        } catch (err) {
-          const retriable = err instanceof KafkaJSError && err.retriable;
-          if (!retriable || Date.now() >= deadline) throw toUnavailable(`positioning ${options.groupId} at the end of ${options.topic}`, err);
-          await new Promise((r) => setTimeout(r, 100 + retryDelayMs(attempt)));
-        }
-      }
+      // A fresh broker answers NOT_COORDINATOR while it loads offsets.
+      await this.retryingAdmin(`positioning ${options.groupId} at the end of ${options.topic}`, () => this.startGroupAtEnd(options.groupId, options.topic));
     }
     const consumer: Consumer = this.kafka.consumer({
       groupId: options.groupId,
