@@ -46,6 +46,12 @@ export class ConversationOrder {
   private readonly held = new Map<string, Map<bigint, Message>>();
   private readonly syncs = new CoalescedRuns<string>();
   private readonly resumes = new CoalescedRuns<boolean>();
+  /**
+   * Conversations whose position a resume assumed (their max seq when first seen, so history is not synced), with
+   * the highest seq actually handed out since. A message pushed at or below an assumed position is new to this
+   * client all the same (sent while the resume read the list, or replayed from the offline inbox): it is handed out.
+   */
+  private readonly assumed = new Map<string, bigint>();
 
   constructor(
     private readonly source: CatchUpSource,
@@ -56,7 +62,17 @@ export class ConversationOrder {
   accept(m: Message, notify = true): void {
     const conv = m.conversationId;
     const last = this.lastSeq.get(conv);
-    if (last !== undefined && m.seq <= last) return this.hooks.ack(m);
+    if (last !== undefined && m.seq <= last) {
+      const handed = this.assumed.get(conv);
+      // The stream brings a conversation's messages in seq order: one above what was handed out is new.
+      if (notify && handed !== undefined && m.seq > handed) {
+        if (m.seq >= last) this.assumed.delete(conv);
+        else this.assumed.set(conv, m.seq);
+        this.handOut(m);
+        return;
+      }
+      return this.hooks.ack(m);
+    }
     if (!notify) this.seen.get(conv)?.add(m.msgId) ?? this.seen.set(conv, new Set([m.msgId]));
     // Without a position in the conversation yet, our own message must not become it: a message of someone else
     // with a lower seq may still be on its way, and would then look old and be dropped.
@@ -118,6 +134,7 @@ export class ConversationOrder {
         const known = this.lastSeq.get(c.conversationId);
         if (known === undefined && !history) {
           this.lastSeq.set(c.conversationId, c.maxSeq);
+          this.assumed.set(c.conversationId, 0n);
           continue;
         }
         // One conversation's failure does not keep the others behind.
@@ -147,7 +164,16 @@ export class ConversationOrder {
   private deliver(m: Message): void {
     const conv = m.conversationId;
     const prev = this.lastSeq.get(conv) ?? 0n;
-    if (m.seq > prev) this.lastSeq.set(conv, m.seq);
+    if (m.seq > prev) {
+      this.lastSeq.set(conv, m.seq);
+      this.assumed.delete(conv);
+    }
+    this.handOut(m);
+  }
+
+  /** To the app once (by msg id), and acknowledged either way. */
+  private handOut(m: Message): void {
+    const conv = m.conversationId;
     let ids = this.seen.get(conv);
     if (!ids) this.seen.set(conv, (ids = new Set()));
     if (!ids.has(m.msgId)) {

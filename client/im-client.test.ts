@@ -187,6 +187,25 @@ describe("SDK against an in-memory im-mesh", () => {
     expect(server.listCalls).to.have.length(2);
   });
 
+  it("hands out the offline inbox replayed after the resume positioned a new conversation at its end, in order, once", async () => {
+    const server = new FakeImServer();
+    server.store(conv, 1, 2, 3); // 2 and 3 wait in this user's offline inbox
+    const app = clientOf(server);
+    clients.push(app.client);
+    await app.client.connect();
+    await server.changes.until("the resume after the welcome", () => server.listCalls.length === 1);
+    await app.client.resume(); // the resume positioned the conversation at max_seq 3 (no history)
+    expect(app.client.lastSeq.get(conv)).to.equal(3n);
+    // The gateway replays the inbox after the welcome, so its frames may come after the resume read the list.
+    server.push(conv, 2);
+    server.push(conv, 3);
+    server.push(conv, 3);
+    server.store(conv, 4);
+    server.push(conv, 4);
+    await server.changes.until(() => `2 to 4 reaching the app (it has ${app.got().join()})`, () => app.got().length === 3);
+    expect(app.got()).to.deep.equal(seqs(2, 3, 4));
+  });
+
   it("runs a resume asked for while one is in flight again after it", async () => {
     const server = new FakeImServer();
     server.store(conv, 1, 2, 3);
