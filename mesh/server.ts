@@ -2,12 +2,14 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import type { DescService } from "@bufbuild/protobuf";
-import { createContextKey, createContextValues, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import type { DescMethodBiDiStreaming, DescService } from "@bufbuild/protobuf";
+import { createContextValues, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { admitBeforeDecode, type AdmissionLimits } from "./admission.js";
 import { appendForwardedFor } from "./client-address.js";
+import { grpcBidiRoute, type GrpcBidiRoute } from "./grpc-bidi.js";
 import type { CredentialVerifier } from "./identity.js";
+import { destroyTransport, nodeRequestKey } from "./node-request.js";
 import { reclassifyMalformedRequests } from "./malformed-requests.js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
@@ -25,19 +27,7 @@ export interface MountedService<S extends DescService = DescService> {
   readonly proxy?: boolean;
 }
 
-/**
- * The Node request behind a call, for handlers of long-lived streams that must end a stream whose writes are stuck
- * (a peer that stopped reading): connect-node's write waits for 'drain' or 'error', never for 'close'.
- */
-export const nodeRequestKey = createContextKey<http.IncomingMessage | http2.Http2ServerRequest | undefined>(undefined, { description: "node request" });
-
-/** Ends the transport of a call at once: its HTTP/2 stream is reset, an HTTP/1.1 call's socket destroyed. */
-export function destroyTransport(req: http.IncomingMessage | http2.Http2ServerRequest | undefined): void {
-  if (req === undefined) return;
-  if ("stream" in req) {
-    if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_CANCEL);
-  } else req.socket.destroy();
-}
+export { destroyTransport, nodeRequestKey } from "./node-request.js";
 
 /** Pairs a descriptor with its implementation while keeping both type-checked against each other. */
 export function mount<S extends DescService>(desc: S, impl: Partial<ServiceImpl<S>>, options: { proxy?: boolean } = {}): MountedService {
@@ -202,9 +192,29 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     req.once("close", done);
     res.once("close", done);
   };
+  // Bidi streams spoken as plain gRPC skip connect-node's generic handler (grpc-bidi.ts); the rest goes through it.
+  const fastRoutes = new Map<string, GrpcBidiRoute>();
+  if (options.verifier) {
+    for (const { desc, impl } of options.services) {
+      for (const method of desc.methods) {
+        const fn = (impl as Record<string, unknown>)[method.localName];
+        if (method.methodKind !== "bidi_streaming" || typeof fn !== "function" || desc.typeName === Health.typeName) continue;
+        const route = grpcBidiRoute(desc, method as DescMethodBiDiStreaming, fn.bind(impl) as Parameters<typeof grpcBidiRoute>[2], {
+          verifier: options.verifier,
+          logger: options.logger,
+          metrics: options.metrics,
+          shutdownSignal: shutdown.signal,
+          readMaxBytes: options.readMaxBytes ?? serverDefaults.readMaxBytes,
+        });
+        fastRoutes.set(route.path, route);
+      }
+    }
+  }
   const serve: typeof handler = (req, res) => {
     if (options.publicEdge) req.headers["x-forwarded-for"] = appendForwardedFor(req.headers["x-forwarded-for"], req.socket?.remoteAddress);
     timeBody(req, res);
+    const fast = "stream" in req ? fastRoutes.get(req.url ?? "") : undefined;
+    if (fast?.serve(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
     handler(req, res);
   };
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, serve);

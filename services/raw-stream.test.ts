@@ -5,9 +5,9 @@ import { randomUUID } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
-import { AuthService, Platform } from "../gen/im/auth/v1/auth_pb.js";
 import { MsgService } from "../gen/im/msg/v1/msg_pb.js";
 import { demo } from "../platform/store/demo-data.js";
+import { demoAccessToken } from "../test/demo-sign-in.js";
 import { eventually } from "../test/eventually.js";
 import { startAllInOneDeployment, startMeshTestDeployment, type TestDeployment } from "../test/mesh-deployment.js";
 import { openRawStream } from "../test/raw-stream.js";
@@ -16,15 +16,7 @@ import { maxQueuedFrames } from "./gateway/connection.js";
 const [, bob] = demo.users;
 const unlimitedSends = { IM_SEND_RATE_USER: "off", IM_SEND_RATE_APP: "off" };
 
-async function login(url: string, username: string, deviceId: string = randomUUID()): Promise<string> {
-  const res = await createClient(AuthService, createGrpcTransport({ baseUrl: url })).login({
-    apiKey: demo.apiKey,
-    login: { case: "username", value: username },
-    password: demo.password,
-    device: { deviceId, platform: Platform.CLI },
-  });
-  return res.session!.tokens!.accessToken;
-}
+const login = demoAccessToken;
 
 function sender(url: string, token: string) {
   const msg = createClient(MsgService, createGrpcTransport({ baseUrl: url }));

@@ -5,10 +5,10 @@ import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
-import { AuthService, Platform } from "../../gen/im/auth/v1/auth_pb.js";
 import { ConnectRequestSchema, GatewayService, Kick_Reason, type ServerFrame } from "../../gen/im/gateway/v1/gateway_pb.js";
 import { MsgService } from "../../gen/im/msg/v1/msg_pb.js";
 import { demo } from "../../platform/store/demo-data.js";
+import { demoAccessToken } from "../../test/demo-sign-in.js";
 import { eventually } from "../../test/eventually.js";
 import { startProcess, type RunningProcess } from "../runtime.js";
 import { Connection, maxQueuedFrames } from "./connection.js";
@@ -61,15 +61,7 @@ describe("gateway", function () {
   this.timeout(30_000);
   let running: RunningProcess;
   let url: string;
-  const login = async (username: string, deviceId = randomUUID()) => {
-    const res = await createClient(AuthService, createGrpcTransport({ baseUrl: url })).login({
-      apiKey: demo.apiKey,
-      login: { case: "username", value: username },
-      password: demo.password,
-      device: { deviceId, platform: Platform.CLI },
-    });
-    return res.session!.tokens!.accessToken;
-  };
+  const login = (username: string, deviceId?: string) => demoAccessToken(url, username, deviceId);
 
   beforeEach(async () => {
     running = await startProcess({ mode: "all-in-one", name: "all-in-one", modules: allModules, port: 0, env: { IM_LOG_LEVEL: "silent", IM_HEARTBEAT_SECONDS: "1" } });
