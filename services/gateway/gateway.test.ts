@@ -17,7 +17,7 @@ import { allModules } from "../modules.js";
 const [alice, bob] = demo.users;
 
 /** A bare bidi stream: what it received, a way to send frames, and to end it. */
-function openStream(url: string, token: string) {
+function openStream(url: string, token: string, transport = createGrpcTransport({ baseUrl: url })) {
   const frames: ServerFrame[] = [];
   const queue: ReturnType<typeof create<typeof ConnectRequestSchema>>[] = [];
   let wake: (() => void) | undefined;
@@ -32,7 +32,7 @@ function openStream(url: string, token: string) {
   const abort = new AbortController();
   const done = (async () => {
     try {
-      for await (const res of createClient(GatewayService, createGrpcTransport({ baseUrl: url })).connect(requests, { headers: { authorization: `Bearer ${token}` }, signal: abort.signal })) {
+      for await (const res of createClient(GatewayService, transport).connect(requests, { headers: { authorization: `Bearer ${token}` }, signal: abort.signal })) {
         if (res.frame) frames.push(res.frame);
       }
     } catch {
@@ -134,6 +134,17 @@ describe("gateway", function () {
     await eventually("redelivered", () => second.frames.filter((f) => f.body.case === "message").length >= 2);
     expect(second.frames.filter((f) => f.body.case === "message").map((f) => f.body.case === "message" && f.body.value.seq)).to.deep.equal(seqs.slice(1));
     second.end();
+  });
+
+  it("serves the bidi stream over gRPC (its own path) and over the Connect protocol (connect-node) alike", async () => {
+    const token = await login("bob");
+    for (const transport of [createGrpcTransport({ baseUrl: url }), createConnectTransport({ baseUrl: url, httpVersion: "2" })]) {
+      const stream = openStream(url, token, transport);
+      stream.send({ frame: { frameId: 9n, body: { case: "ping", value: { clientTimeMs: 5n } } } });
+      await eventually("welcome and pong", () => stream.frames.some((f) => f.body.case === "welcome") && stream.frames.some((f) => f.body.case === "pong" && f.replyTo === 9n));
+      stream.end();
+      await stream.done;
+    }
   });
 
   it("tells its clients to reconnect elsewhere when it drains", async () => {
