@@ -9,7 +9,9 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ConnectRequestSchema, GatewayService, type ConnectRequest } from "../gen/im/gateway/v1/gateway_pb.js";
+import { AuthService } from "../gen/im/auth/v1/auth_pb.js";
 import { ServingStatus } from "./health-service.js";
+import { createMeshVerifier, ServiceCredentials } from "./identity.js";
 import { mount, startServer, type RunningServer, type ServerTimeouts } from "./server.js";
 
 const limits: ServerTimeouts = { firstBytesMs: 300, headersMs: 300, bodyMs: 600, idleSessionMs: 900 };
@@ -117,6 +119,33 @@ describe("server time limits", () => {
     } finally {
       session.destroy();
       await patient.close(100);
+    }
+  });
+
+  it("refuses the rest of a body once its call is answered (RST_STREAM NO_ERROR), in gRPC and Connect", async () => {
+    // Long limits: the stream must end because its answer is complete, not because of a time limit.
+    const verifier = createMeshVerifier({ serviceCredentials: new ServiceCredentials("t".repeat(32), "timeouts-test") });
+    const gated = await startServer({ name: "gated", port: 0, services: [mount(AuthService, {})], verifier, timeouts: { ...limits, bodyMs: 60_000, idleSessionMs: 60_000 } });
+    const session = http2.connect(gated.url);
+    session.on("error", () => {});
+    try {
+      const body = new Uint8Array(4 * 1024 * 1024);
+      for (const headers of [
+        { "content-type": "application/grpc", te: "trailers" },
+        { "content-type": "application/proto", "connect-protocol-version": "1" },
+      ]) {
+        // An anonymous body of 4 MiB: read up to the 64 KiB anonymous callers may send, then answered.
+        const stream = session.request({ ":method": "POST", ":path": "/im.auth.v1.AuthService/Login", ...headers });
+        stream.on("error", () => {});
+        stream.on("data", () => {});
+        const closed = within(stream, "close");
+        stream.end(body);
+        expect(await closed, `${headers["content-type"]}: the stream ends with its answer`).to.equal(true);
+        expect(stream.rstCode, "NO_ERROR").to.equal(http2.constants.NGHTTP2_NO_ERROR);
+      }
+    } finally {
+      session.destroy();
+      await gated.close(100);
     }
   });
 

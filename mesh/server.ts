@@ -178,8 +178,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   );
   const timeBody = (req: NodeServerRequest, res: NodeServerResponse) => {
     if (req.readableEnded || untimedBodies.has((req.url ?? "").split("?")[0]!)) return;
+    // Over HTTP/2 the stream is what stays open: the request object can be destroyed (a refused body is left
+    // unread) while the client goes on sending on its stream.
+    const complete = () => ("stream" in req ? req.stream.closed || req.stream.state?.remoteClose === 1 : req.readableEnded);
     const timer = setTimeout(() => {
-      if (req.readableEnded) return;
+      if (complete()) return;
       options.logger?.info({ url: req.url, afterMs: timeouts.bodyMs }, "request body incomplete in time; closing its stream");
       // A peer that trickles a body loses its connection too: over HTTP/2 the session gets GOAWAY (its other
       // streams may finish), or it would idle on for idleSessionMs after each reset stream.
@@ -189,8 +192,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     timer.unref();
     const done = () => clearTimeout(timer);
     req.once("end", done);
-    req.once("close", done);
-    res.once("close", done);
+    if ("stream" in req) req.stream.once("close", done);
+    else {
+      req.once("close", done);
+      res.once("close", done);
+    }
   };
   // Bidi streams spoken as plain gRPC skip connect-node's generic handler (grpc-bidi.ts); the rest goes through it.
   const fastRoutes = new Map<string, GrpcBidiRoute>();
@@ -215,6 +221,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     timeBody(req, res);
     const fast = "stream" in req ? fastRoutes.get(req.url ?? "") : undefined;
     if (fast?.serve(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
+    // The compat response always ends with trailers: once they are out, the call is answered.
+    if ("stream" in req) req.stream.once("wantTrailers", () => setImmediate(stopUnreadBody, req.stream));
     handler(req, res);
   };
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, serve);
@@ -297,6 +305,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   return { port: address.port, url, health, close };
+}
+
+/**
+ * Once an HTTP/2 response is complete, a request body the client is still sending is refused with RST_STREAM
+ * NO_ERROR (as gRPC servers do): a call answered before its body was read (an oversized or unauthenticated one)
+ * would otherwise stay open for good, flow control blocking the client and the open stream keeping its session up.
+ */
+function stopUnreadBody(stream: http2.ServerHttp2Stream): void {
+  if (!stream.closed && !stream.destroyed && stream.state?.remoteClose === 0) stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }
 
 /**
