@@ -9,7 +9,7 @@ import { expect } from "chai";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 /** Entry points run for their side effects (start a server, touch a database); they are not imported here. */
-const entryPoints = new Set(["services/all-in-one.ts", "platform/store/migrate-cli.ts", "services/auth/keygen.ts", "client/chat-cli.ts"]);
+const entryPoints = new Set(["services/all-in-one.ts", "platform/store/migrate-cli.ts", "platform/bus/dlq-cli.ts", "services/auth/keygen.ts", "client/chat-cli.ts"]);
 const isEntryPoint = (f: string) => entryPoints.has(f) || /^services\/[a-z]+\/main\.ts$/.test(f);
 
 async function modules(dir: string): Promise<string[]> {
