@@ -31,10 +31,9 @@ export type Admission = { readonly identity: Identity | undefined } | { readonly
 /** Where the gate leaves its verdict in the call's context values. */
 export const admissionKey = createContextKey<Admission | undefined>(undefined, { description: "admission verdict" });
 
-function bearer(header: Headers): string | undefined {
-  const value = header.get("authorization");
-  const match = value === null ? null : /^Bearer\s+(\S{1,8192})$/i.exec(value);
-  return match?.[1];
+/** The token of an `authorization: Bearer <token>` value, if it is one (one owner for the parse, server and calls). */
+export function bearerToken(value: string | null | undefined): string | undefined {
+  return value === null || value === undefined ? undefined : /^Bearer\s+(\S{1,8192})$/i.exec(value)?.[1];
 }
 
 /**
@@ -48,7 +47,7 @@ export async function authenticate(method: DescMethod, header: Headers, verifier
   if (access === Access.PUBLIC) return undefined;
   const rpc = `${method.parent.typeName}/${method.name}`;
   if (access === Access.UNSPECIFIED) throw new ConnectError(`${rpc} declares no access level and is refused`, Code.PermissionDenied);
-  const token = bearer(header);
+  const token = bearerToken(header.get("authorization"));
   if (token === undefined) throw new ConnectError(`${rpc} needs "authorization: Bearer <token>"`, Code.Unauthenticated);
   let identity: Identity | undefined;
   const actingFor = header.get(actingForHeader);

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { randomUUID } from "node:crypto";
 import type { Identity } from "./identity.js";
 
 /**
@@ -26,6 +27,21 @@ export function withScope<T>(scope: CallScope, work: () => T): T {
 
 /** The header that carries a request id between services and into logs. */
 export const requestIdHeader = "x-request-id";
+
+const validRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The scope of a call that arrives with these headers: the caller's request id when it is a plain id (else a new
+ * one), and the deadline of its timeout header, or of `timeoutMs` when the caller passed one directly.
+ */
+export function scopeFromHeaders(header: Headers, timeoutMs: number | undefined = timeoutFromHeaders(header)): CallScope {
+  const given = header.get(requestIdHeader);
+  return {
+    requestId: given !== null && validRequestId.test(given) ? given : randomUUID(),
+    deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+    identity: undefined,
+  };
+}
 
 const grpcUnits: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 

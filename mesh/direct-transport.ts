@@ -2,7 +2,6 @@
 // message object and a light context; identity, access level, deadline, error mapping, request ids and RED metrics
 // follow the same rules as the network path, but nothing is encoded, no HTTP is spoken, no interceptor chain runs,
 // and requests are not validated again (protovalidate ran where they entered). Streams keep the router transport.
-import { randomUUID } from "node:crypto";
 import { create, getOption, isMessage, type DescMethod, type DescMethodUnary, type DescService } from "@bufbuild/protobuf";
 import {
   Code,
@@ -20,7 +19,7 @@ import type { Counter, Histogram, Registry as Metrics } from "prom-client";
 import { Access, method as methodRules } from "../gen/im/options/v1/options_pb.js";
 import { actingForKey, inProcessCallerKey } from "./acting-for.js";
 import { authenticate } from "./admission.js";
-import { requestIdHeader, withScope, type CallScope } from "./call-scope.js";
+import { requestIdHeader, scopeFromHeaders, withScope } from "./call-scope.js";
 import type { CredentialVerifier, Identity } from "./identity.js";
 import { identityKey } from "./interceptors/auth-interceptor.js";
 import { createErrorMapper } from "./interceptors/error-interceptor.js";
@@ -38,7 +37,6 @@ interface Entry {
   readonly ok: ReturnType<Counter["labels"]>;
 }
 
-const validRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 const neverAborted = new AbortController().signal;
 
 /** The HandlerContext of an in-process call: its abort signal (with the deadline) is only made when asked for. */
@@ -128,12 +126,7 @@ export function createDirectTransport(
     const entry = entries.get(method);
     const started = performance.now();
     const requestHeader = header instanceof Headers ? header : new Headers(header);
-    const given = requestHeader.get(requestIdHeader);
-    const scope: CallScope = {
-      requestId: given !== null && validRequestId.test(given) ? given : randomUUID(),
-      deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
-      identity: undefined,
-    };
+    const scope = scopeFromHeaders(requestHeader, timeoutMs);
     const rpc = entry?.rpc ?? `${method.parent.typeName}/${method.name}`;
     try {
       if (entry === undefined) throw new ConnectError(`${rpc} is not served in this process`, Code.Unimplemented);

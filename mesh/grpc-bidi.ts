@@ -6,14 +6,13 @@
 // waits for 'drain' or for the stream's end, so a peer that stops reading cannot hold the handler forever.
 // Only `application/grpc` and `application/grpc+proto` without message compression take this path; everything else
 // (Connect, gRPC-Web, JSON, compressed) stays with connect-node, and so do all unary and server-streaming calls.
-import { randomUUID } from "node:crypto";
 import type http2 from "node:http2";
 import { create, fromBinary, isMessage, toBinary, type DescMethodBiDiStreaming, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { Registry as Metrics } from "prom-client";
 import { authenticate } from "./admission.js";
-import { requestIdHeader, timeoutFromHeaders, withScope, type CallScope } from "./call-scope.js";
+import { requestIdHeader, scopeFromHeaders, withScope } from "./call-scope.js";
 import type { CredentialVerifier } from "./identity.js";
 import { identityKey } from "./interceptors/auth-interceptor.js";
 import { createErrorMapper } from "./interceptors/error-interceptor.js";
@@ -40,7 +39,6 @@ export interface GrpcBidiRoute {
 }
 
 const grpcContentType = /^application\/grpc(\+proto)?$/;
-const validRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The HandlerContext of a stream on the fast path. */
 class StreamContext implements HandlerContext {
@@ -119,9 +117,8 @@ export function grpcBidiRoute(desc: DescService, method: DescMethodBiDiStreaming
     const started = performance.now();
     const header = new Headers();
     for (const [k, v] of Object.entries(req.headers)) if (!k.startsWith(":") && v !== undefined) header.set(k, Array.isArray(v) ? v.join(", ") : v);
-    const given = header.get(requestIdHeader);
-    const timeout = timeoutFromHeaders(header);
-    const scope: CallScope = { requestId: given !== null && validRequestId.test(given) ? given : randomUUID(), deadline: timeout === undefined ? undefined : Date.now() + timeout, identity: undefined };
+    const scope = scopeFromHeaders(header);
+    const timeout = scope.deadline === undefined ? undefined : scope.deadline - Date.now();
     const abort = new AbortController();
     const onClose = () => abort.abort(new ConnectError("the stream was closed", Code.Canceled));
     req.once("close", onClose);

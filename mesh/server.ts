@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import type { DescMethodBiDiStreaming, DescService } from "@bufbuild/protobuf";
 import { createContextValues, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { admitBeforeDecode, type AdmissionLimits } from "./admission.js";
+import { admitBeforeDecode, bearerToken, type AdmissionLimits } from "./admission.js";
 import { appendForwardedFor } from "./client-address.js";
 import { grpcBidiRoute, type GrpcBidiRoute } from "./grpc-bidi.js";
 import type { CredentialVerifier } from "./identity.js";
@@ -113,10 +113,6 @@ const http2Preface = "PRI ";
 type NodeServerRequest = Parameters<ReturnType<typeof connectNodeAdapter>>[0];
 type NodeServerResponse = Parameters<ReturnType<typeof connectNodeAdapter>>[1];
 
-/** The Bearer credential of an HTTP request, if any. */
-function bearerOf(header: string | undefined): string | undefined {
-  return header === undefined ? undefined : /^Bearer\s+(\S{1,8192})$/i.exec(header)?.[1];
-}
 
 /**
  * Starts one listener that speaks Connect, gRPC and gRPC-Web over HTTP/2 (prior knowledge) and Connect unary and
@@ -135,7 +131,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // On the public edge, metrics are the operator's: they name services, methods and error rates.
   const metricsAllowed = async (req: NodeServerRequest): Promise<boolean> => {
     if (!options.publicEdge) return true;
-    const token = bearerOf(req.headers.authorization);
+    const token = bearerToken(req.headers.authorization);
     return token !== undefined && options.verifier !== undefined && (await options.verifier.verifyAdmin(token)) !== undefined;
   };
   const serveMetrics = async (metrics: Registry, req: NodeServerRequest, res: NodeServerResponse) => {

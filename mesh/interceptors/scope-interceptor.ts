@@ -1,9 +1,6 @@
-import { randomUUID } from "node:crypto";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
-import { requestIdHeader, timeoutFromHeaders, withScope, type CallScope } from "../call-scope.js";
+import { requestIdHeader, scopeFromHeaders, withScope } from "../call-scope.js";
 import { scopeFirstStep } from "./scoped-iterable.js";
-
-const validRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * Opens the call scope: takes the caller's request id (or makes one), notes the deadline, echoes the id in the
@@ -13,13 +10,7 @@ const validRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export function createScopeInterceptor(): Interceptor {
   return (next) => async (req) => {
-    const given = req.header.get(requestIdHeader);
-    const timeout = timeoutFromHeaders(req.header);
-    const scope: CallScope = {
-      requestId: given !== null && validRequestId.test(given) ? given : randomUUID(),
-      deadline: timeout === undefined ? undefined : Date.now() + timeout,
-      identity: undefined,
-    };
+    const scope = scopeFromHeaders(req.header);
     let res;
     try {
       res = await withScope(scope, () => next(req));
