@@ -37,14 +37,18 @@ export async function newSigningKeys(): Promise<JWK[]> {
   return [{ ...(await exportJWK(privateKey)), kid: randomUUID() }];
 }
 
-/** The all-in-one process on a free port with nothing but memory behind it; `nodeArgs` go to node itself (--cpu-prof). */
-export async function startAllInOne(nodeArgs: readonly string[] = []): Promise<BenchDeployment> {
+/**
+ * The all-in-one process on a free port with nothing but memory behind it; `nodeArgs` go to node itself (--cpu-prof),
+ * `env` over benchEnv (a variable set to undefined is left out, so the server's default applies).
+ */
+export async function startAllInOne(nodeArgs: readonly string[] = [], env: Record<string, string | undefined> = {}): Promise<BenchDeployment> {
   const root = fileURLToPath(new URL("..", import.meta.url));
   const signingKeys = await newSigningKeys();
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !infraVariables.includes(k)));
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !infraVariables.includes(k)));
+  const merged = { ...inherited, ...benchEnv, IM_GATEWAY_PORT: "0", IM_LOG_LEVEL: "warn", IM_AUTH_SIGNING_KEYS: JSON.stringify(signingKeys), ...env };
   const server = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "services/all-in-one.ts"], {
     cwd: root,
-    env: { ...env, ...benchEnv, IM_GATEWAY_PORT: "0", IM_LOG_LEVEL: "warn", IM_AUTH_SIGNING_KEYS: JSON.stringify(signingKeys) },
+    env: Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)),
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise<string>((resolve, reject) => {

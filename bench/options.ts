@@ -23,6 +23,8 @@ export interface BenchOptions {
   /** Members and online devices in `group-fanout`. */
   readonly groupMembers: number;
   readonly groupOnline: number;
+  /** Sequential 1:1 sends per measured phase of `abuse` (quiet, then under hostile load). */
+  readonly abuseSends: number;
   /** Runs the all-in-one server of `e2e-1to1` under `node --cpu-prof` and prints where its time went. */
   readonly profile: boolean;
   /** The ejabberd configurations to measure, by where mod_mam archives: nowhere, mnesia or MariaDB (SQL backend). */
@@ -42,9 +44,9 @@ export function benchOptions(size: "full" | "quick" | "smoke", overrides: Partia
   // 100 pairs with 10 sends in flight each saturate the bare transport server here (about 24,000 msgs/s); 500 pairs
   // with 4 each, the earlier default, left it at 4,000-5,000.
   const base: Record<typeof size, BenchOptions> = {
-    full: { smoke: false, quick: false, pairs: 100, window: 10, seconds: 8, connections: 20_000, stormClients: 10_000, groupMembers: 10_000, groupOnline: 1_000, profile: false, ejabberdArchives },
-    quick: { smoke: false, quick: true, pairs: 100, window: 10, seconds: 3, connections: 2_000, stormClients: 600, groupMembers: 2_000, groupOnline: 200, profile: false, ejabberdArchives },
-    smoke: { smoke: true, quick: false, pairs: 2, window: 2, seconds: 1, connections: 50, stormClients: 20, groupMembers: 200, groupOnline: 20, profile: false, ejabberdArchives },
+    full: { smoke: false, quick: false, pairs: 100, window: 10, seconds: 8, connections: 20_000, stormClients: 10_000, groupMembers: 10_000, groupOnline: 1_000, abuseSends: 200, profile: false, ejabberdArchives },
+    quick: { smoke: false, quick: true, pairs: 100, window: 10, seconds: 3, connections: 2_000, stormClients: 600, groupMembers: 2_000, groupOnline: 200, abuseSends: 200, profile: false, ejabberdArchives },
+    smoke: { smoke: true, quick: false, pairs: 2, window: 2, seconds: 1, connections: 50, stormClients: 20, groupMembers: 200, groupOnline: 20, abuseSends: 20, profile: false, ejabberdArchives },
   };
   return { ...base[size], ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
 }

@@ -1,7 +1,8 @@
 // `npm run bench -- <scenario[,scenario…]|all> [--quick|--smoke] [--pairs N] [--window N] [--ejabberd-archive LIST]
-// [--connections N] [--clients N] [--members N] [--online N] [--seconds N] [--profile]`: runs benchmarks, prints one
+// [--connections N] [--clients N] [--members N] [--online N] [--sends N] [--seconds N] [--profile]`: runs benchmarks, prints one
 // table each and saves it under bench/results/.
 import { parseArgs } from "node:util";
+import { abuseBench } from "./abuse.js";
 import { authTokensBench } from "./auth-tokens.js";
 import { connectionsBench } from "./connections.js";
 import { e2eOneToOneBench, type OneToOneFigures } from "./e2e-1to1.js";
@@ -27,6 +28,7 @@ const scenarios: Record<string, (options: BenchOptions, context: BenchContext) =
   "reconnect-storm": reconnectStormBench,
   "mesh-client": meshClientBench,
   "auth-tokens": authTokensBench,
+  abuse: abuseBench,
 };
 
 const { positionals, values } = parseArgs({
@@ -41,6 +43,7 @@ const { positionals, values } = parseArgs({
     clients: { type: "string" },
     members: { type: "string" },
     online: { type: "string" },
+    sends: { type: "string" },
     seconds: { type: "string" },
     profile: { type: "boolean", default: false },
   },
@@ -60,6 +63,7 @@ const options = benchOptions(values.smoke ? "smoke" : values.quick ? "quick" : "
   stormClients: number(values.clients),
   groupMembers: number(values.members),
   groupOnline: number(values.online),
+  abuseSends: number(values.sends),
   seconds: number(values.seconds),
   profile: values.profile,
 });
