@@ -16,6 +16,7 @@ import { demo } from "../platform/store/demo-data.js";
 import type { AbuseCommand, AbuseReply, AbuseRole, AbuseStats } from "./abuse-worker.js";
 import { CpuMeter } from "./cpu-meter.js";
 import { startAllInOne } from "./deployments.js";
+import { printProfile } from "./e2e-1to1.js";
 import { benchText, type BenchOptions, type Row } from "./options.js";
 import { latencyHistogram, printTable, saveResult } from "./report.js";
 
@@ -84,12 +85,14 @@ async function startLoad(role: AbuseRole, url: string, signingKeys: JWK[], maxSe
   };
 }
 
-/** `npm run bench -- abuse [--sends N]`. */
+/** `npm run bench -- abuse [--sends N] [--profile]`; --profile prints where the server's time went under abuse. */
 export async function abuseBench(options: BenchOptions): Promise<Row[]> {
   const sends = options.abuseSends;
   // The limits stay at the server's defaults, but for the per-user send rate (50 at once, then 5 a second), which
   // would refuse alice's sequential sends; the per-app rate (2000/s) stays on and the fuzzing users share it.
-  const server = await startAllInOne([], { IM_SEND_RATE_USER: "off", IM_SEND_RATE_APP: undefined, IM_REGISTER_RATE_ADDRESS: undefined, IM_REGISTER_RATE_APP: undefined });
+  const profileDir = fileURLToPath(new URL(`./results/profile-${Date.now()}/`, import.meta.url));
+  let abusedWindow: [bigint, bigint] = [0n, 0n];
+  const server = await startAllInOne(options.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [], { IM_SEND_RATE_USER: "off", IM_SEND_RATE_APP: undefined, IM_REGISTER_RATE_ADDRESS: undefined, IM_REGISTER_RATE_APP: undefined });
   const url = server.urls[0]!;
   const pid = server.gatewayPid;
   const waiting = new Map<string, () => void>();
@@ -117,8 +120,12 @@ export async function abuseBench(options: BenchOptions): Promise<Row[]> {
     // Let the load reach its steady state (every slowloris connection open, the amplification slots busy).
     await new Promise((r) => setTimeout(r, options.smoke ? 500 : 2_000));
     cpu = new CpuMeter([pid]);
+    const loadCpu = new CpuMeter(loads.map((l) => l.child.pid!));
+    const abusedStart = process.hrtime.bigint();
     const abused = await roundTrips(alice, waiting, peer, sends);
+    abusedWindow = [abusedStart, process.hrtime.bigint()];
     const abusedCpu = cpu.seconds();
+    const abusedLoadCpu = loadCpu.seconds();
     const stats = await Promise.all(loads.splice(0).map((l) => l.stop()));
     const health = await alice.api.msg.listConversations({ pageSize: 1 }, { headers: alice.api.headers() }).then(
       () => "yes",
@@ -129,7 +136,7 @@ export async function abuseBench(options: BenchOptions): Promise<Row[]> {
 
     const ms = (h: hdr.Histogram, p: number) => h.getValueAtPercentile(p) / 1000;
     const ratio = (p: number) => `${(ms(abused.histogram, p) / Math.max(0.001, ms(quiet.histogram, p))).toFixed(2)}×`;
-    const row = (label: string, r: typeof quiet, cpuSeconds: number, rss: string): Row => ({
+    const row = (label: string, r: typeof quiet, cpuSeconds: number, loadSeconds: number | undefined, rss: string): Row => ({
       phase: label,
       sends,
       "p50 ms": ms(r.histogram, 50).toFixed(2),
@@ -137,12 +144,13 @@ export async function abuseBench(options: BenchOptions): Promise<Row[]> {
       "max ms": ms(r.histogram, 100).toFixed(2),
       "failed sends": r.failed,
       "server CPU %": Math.round((cpuSeconds / r.seconds) * 100),
+      "load CPU %": loadSeconds === undefined ? "-" : Math.round((loadSeconds / r.seconds) * 100),
       "server RSS": rss,
     });
     const table: Row[] = [
-      row("quiet", quiet, quietCpu, mib(rssBefore)),
-      row("under abuse", abused, abusedCpu, `peak ${mib(rssPeak)}, after ${mib(rssAfter)}`),
-      { phase: "ratio", sends: "-", "p50 ms": ratio(50), "p99 ms": ratio(99), "max ms": ratio(100), "failed sends": "-", "server CPU %": "-", "server RSS": `+${mib(rssPeak - rssBefore)} at peak` },
+      row("quiet", quiet, quietCpu, undefined, mib(rssBefore)),
+      row("under abuse", abused, abusedCpu, abusedLoadCpu, `peak ${mib(rssPeak)}, after ${mib(rssAfter)}`),
+      { phase: "ratio", sends: "-", "p50 ms": ratio(50), "p99 ms": ratio(99), "max ms": ratio(100), "failed sends": "-", "server CPU %": "-", "load CPU %": "-", "server RSS": `+${mib(rssPeak - rssBefore)} at peak` },
     ];
     const loadRows: Row[] = stats.map((s) => ({
       load: s.role,
@@ -175,5 +183,6 @@ export async function abuseBench(options: BenchOptions): Promise<Row[]> {
     alice.close();
     bob.close();
     await server.stop();
+    if (options.profile) printProfile(profileDir, abusedWindow, "the round trips under abuse");
   }
 }

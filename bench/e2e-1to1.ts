@@ -33,15 +33,15 @@ export interface OneToOneFigures {
   readonly row: Row;
 }
 
-/** Prints the largest self-time costs of the profiled all-in-one process during the peak load. */
-function printProfile(dir: string, window: [bigint, bigint]): void {
+/** Prints the largest self-time costs of the profiled all-in-one process during a window (hrtime ns; here the peak load). */
+export function printProfile(dir: string, window: [bigint, bigint], during = "the peak load"): void {
   const file = readdirSync(dir)
     .map((f) => `${dir}${f}`)
     .sort((a, b) => statSync(b).size - statSync(a).size)[0];
   if (file === undefined) return void console.log(`no profile was written to ${dir}`);
   const { total, functions, places, ours } = summarizeProfile(file, [Number(window[0] / 1000n), Number(window[1] / 1000n)]);
   const pct = (ms: number) => `${((ms / total) * 100).toFixed(1).padStart(5)} %`;
-  console.log(`\nprofile of the all-in-one process (${file}), self time during the peak load, ${Math.round(total)} ms sampled:`);
+  console.log(`\nprofile of the all-in-one process (${file}), self time during ${during}, ${Math.round(total)} ms sampled:`);
   for (const [k, ms] of places.slice(0, 12)) console.log(`  ${pct(ms)}  ${k}`);
   console.log("largest functions:");
   for (const [k, ms] of functions.slice(0, 15)) console.log(`  ${pct(ms)}  ${k}`);
