@@ -1,5 +1,6 @@
 import http from "node:http";
 import http2 from "node:http2";
+import { setMaxListeners } from "node:events";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import type { DescMethodBiDiStreaming, DescService } from "@bufbuild/protobuf";
@@ -122,6 +123,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const health = new HealthStatus([Health.typeName, ...options.services.map((s) => s.desc.typeName)]);
   const timeouts: ServerTimeouts = { ...serverTimeouts, ...options.timeouts };
   const shutdown = new AbortController();
+  // Every call in flight listens for the shutdown (connect-node's handler contexts, each stream of the gRPC path):
+  // thousands of listeners on it are the normal case, not a leak, so Node's warning past 10 is turned off.
+  setMaxListeners(0, shutdown.signal);
   const routes = (router: ConnectRouter) => {
     router.service(Health, createHealthService(health));
     for (const { desc, impl } of options.services) router.service(desc, impl);
