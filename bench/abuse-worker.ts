@@ -2,23 +2,18 @@
 // loop until its parent says stop (or maxSeconds pass), in one of three roles: 4 MiB amplification bodies (5
 // anonymous and 5 signed in at once), fuzzed bodies for every unary RPC (16 in flight per RPC, a fresh user per RPC
 // and pass, test/fuzz-payloads.ts), or 200 slowloris connections (each reopened when the server closes it). The
-// request helpers are copies of the test's (it exports none, and importing a mocha file would run it).
+// requests are test/hostile-calls.ts's, shared with the abuse test.
 import http2 from "node:http2";
 import net from "node:net";
 import { randomUUID } from "node:crypto";
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { getOption } from "@bufbuild/protobuf";
 import type { JWK } from "jose";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
-import { AuthAdminService, AuthInternalService, AuthService } from "../gen/im/auth/v1/auth_pb.js";
-import { GatewayService, PushService } from "../gen/im/gateway/v1/gateway_pb.js";
-import { GroupInternalService, GroupService } from "../gen/im/group/v1/group_pb.js";
-import { MsgInternalService, MsgService } from "../gen/im/msg/v1/msg_pb.js";
 import { Access, method as methodRules } from "../gen/im/options/v1/options_pb.js";
-import { UserService } from "../gen/im/user/v1/user_pb.js";
 import { demo } from "../platform/store/demo-data.js";
 import { AccessTokenIssuer } from "../services/auth/access-tokens.js";
-import { payloads, prng, type Payload } from "../test/fuzz-payloads.js";
+import { payloads, prng } from "../test/fuzz-payloads.js";
+import { abusedServices, call, clientCodes, oneShot, unknownFields } from "../test/hostile-calls.js";
 
 export type AbuseRole = "amplify" | "fuzz" | "slowloris";
 
@@ -36,92 +31,6 @@ export interface AbuseStats {
 }
 
 export type AbuseReply = { op: "ready" } | { op: "started" } | { op: "stopped"; stats: AbuseStats };
-
-const services: DescService[] = [Health, AuthService, AuthInternalService, AuthAdminService, UserService, MsgService, MsgInternalService, GroupService, GroupInternalService, GatewayService, PushService];
-/** Status codes of a client error (or OK); as in test/abuse.test.ts. */
-const clientCodes = new Set([0, 3, 5, 6, 7, 8, 9, 11, 12, 16]);
-const connectCodes: Record<string, number> = { invalid_argument: 3, not_found: 5, already_exists: 6, permission_denied: 7, resource_exhausted: 8, failed_precondition: 9, out_of_range: 11, unimplemented: 12, unauthenticated: 16, internal: 13, unknown: 2, unavailable: 14 };
-
-function envelope(bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + bytes.byteLength);
-  new DataView(out.buffer).setUint32(1, bytes.byteLength);
-  out.set(bytes, 5);
-  return out;
-}
-
-/** A unary call on an open session: gRPC with an envelope, or Connect with JSON; its status code, -1 if unanswered. */
-function call(session: http2.ClientHttp2Session, method: DescMethod, payload: Payload, token: string | undefined): Promise<number> {
-  const json = payload.kind === "json";
-  return new Promise((resolve) => {
-    const headers: http2.OutgoingHttpHeaders = json
-      ? { ":method": "POST", ":path": `/${method.parent.typeName}/${method.name}`, "content-type": "application/json", "connect-protocol-version": "1" }
-      : { ":method": "POST", ":path": `/${method.parent.typeName}/${method.name}`, "content-type": "application/grpc", te: "trailers" };
-    if (token !== undefined) headers.authorization = `Bearer ${token}`;
-    let req: http2.ClientHttp2Stream;
-    try {
-      req = session.request(headers);
-    } catch {
-      return resolve(-1);
-    }
-    let grpcStatus: number | undefined;
-    let httpStatus = 0;
-    let text = "";
-    const take = (h: http2.IncomingHttpHeaders) => {
-      if (h[":status"] !== undefined) httpStatus = Number(h[":status"]);
-      if (h["grpc-status"] !== undefined) grpcStatus = Number(h["grpc-status"]);
-    };
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      if (!req.closed) req.close(http2.constants.NGHTTP2_NO_ERROR);
-      if (!json) return resolve(grpcStatus ?? -1);
-      if (httpStatus === 200) return resolve(0);
-      let code = "";
-      try {
-        code = String((JSON.parse(text) as { code?: unknown }).code);
-      } catch {
-        // not JSON
-      }
-      resolve(connectCodes[code] ?? -1);
-    };
-    req.on("response", take);
-    req.on("trailers", (h) => (take(h), finish()));
-    req.on("data", (d: Buffer) => json && text.length < 4096 && (text += d.toString("utf8")));
-    req.on("end", finish);
-    req.on("error", () => {});
-    req.on("close", finish);
-    req.end(json ? payload.body : envelope(payload.body));
-  });
-}
-
-/** A gRPC envelope of `size` bytes of tiny unknown fields (tag 15, varint 0), the costliest bytes to parse. */
-function unknownFields(size: number): Uint8Array {
-  const body = new Uint8Array(size);
-  for (let i = 0; i + 1 < size; i += 2) body[i] = 15 << 3;
-  return envelope(body);
-}
-
-/** Sends `body` in one go on a fresh connection; the answer's grpc-status. */
-async function oneShot(url: string, path: string, body: Uint8Array, token?: string): Promise<number> {
-  const session = http2.connect(url);
-  session.on("error", () => {});
-  try {
-    return await new Promise<number>((resolve) => {
-      const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...(token ? { authorization: `Bearer ${token}` } : {}) });
-      let status = -1;
-      const take = (h: http2.IncomingHttpHeaders) => h["grpc-status"] !== undefined && (status = Number(h["grpc-status"]));
-      req.on("response", take);
-      req.on("trailers", (h) => (take(h), resolve(status)));
-      req.on("data", () => {});
-      req.on("error", () => {});
-      req.on("close", () => resolve(status));
-      req.end(body);
-    });
-  } finally {
-    session.destroy();
-  }
-}
 
 let stopped = false;
 const open = new Set<{ destroy(): void }>();
@@ -143,7 +52,7 @@ async function amplify(url: string, token: (u: string) => Promise<string>, stats
 async function fuzz(url: string, token: (u: string) => Promise<string>, seed: number, stats: AbuseStats): Promise<void> {
   const rnd = prng(seed);
   while (!stopped) {
-    for (const service of services) {
+    for (const service of abusedServices) {
       for (const method of service.methods.filter((m) => m.methodKind === "unary")) {
         if (stopped) return;
         const access = service === Health ? Access.PUBLIC : getOption(method, methodRules).access;

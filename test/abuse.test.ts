@@ -7,24 +7,19 @@ import net from "node:net";
 import { randomUUID } from "node:crypto";
 import v8 from "node:v8";
 import vm from "node:vm";
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { getOption } from "@bufbuild/protobuf";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
 import { exportJWK, generateKeyPair } from "jose";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
-import { AuthAdminService, AuthInternalService, AuthService } from "../gen/im/auth/v1/auth_pb.js";
-import { GatewayService, PushService } from "../gen/im/gateway/v1/gateway_pb.js";
-import { GroupInternalService, GroupService } from "../gen/im/group/v1/group_pb.js";
-import { MsgInternalService, MsgService } from "../gen/im/msg/v1/msg_pb.js";
 import { Access, method as methodRules } from "../gen/im/options/v1/options_pb.js";
-import { UserService } from "../gen/im/user/v1/user_pb.js";
 import { ServingStatus } from "../mesh/health-service.js";
 import { demo } from "../platform/store/demo-data.js";
 import { AccessTokenIssuer } from "../services/auth/access-tokens.js";
 import { startAllInOneDeployment, type TestDeployment } from "./mesh-deployment.js";
-import { payloads, prng, type Payload } from "./fuzz-payloads.js";
+import { payloads, prng } from "./fuzz-payloads.js";
+import { abusedServices, call, clientCodes, oneShot, unknownFields } from "./hostile-calls.js";
 
 const fuzzCount = Number(process.env.IM_ABUSE_FUZZ_COUNT ?? 200);
 const seed = Number(process.env.IM_ABUSE_SEED ?? 18);
@@ -36,10 +31,6 @@ const rssBoundBytes = 256 * 1024 * 1024;
 /** Every slowloris connection must be closed by then (the longest limit, a request body, is 20 s). */
 const slowlorisDeadlineMs = 40_000;
 
-const services: DescService[] = [Health, AuthService, AuthInternalService, AuthAdminService, UserService, MsgService, MsgInternalService, GroupService, GroupInternalService, GatewayService, PushService];
-/** What a hostile request may be answered with; Internal, Unknown or Unavailable would be a server fault. */
-const clientCodes = new Set([0, Code.InvalidArgument, Code.NotFound, Code.AlreadyExists, Code.PermissionDenied, Code.ResourceExhausted, Code.FailedPrecondition, Code.OutOfRange, Code.Unimplemented, Code.Unauthenticated]);
-const connectCodes: Record<string, number> = { invalid_argument: 3, not_found: 5, already_exists: 6, permission_denied: 7, resource_exhausted: 8, failed_precondition: 9, out_of_range: 11, unimplemented: 12, unauthenticated: 16, internal: 13, unknown: 2, unavailable: 14 };
 
 /** A full GC, when this process can ask for one (it can expose gc at run time). */
 function collect(): void {
@@ -49,56 +40,6 @@ function collect(): void {
   } catch {
     // Without it the measurement only gets noisier.
   }
-}
-
-function envelope(bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + bytes.byteLength);
-  new DataView(out.buffer).setUint32(1, bytes.byteLength);
-  out.set(bytes, 5);
-  return out;
-}
-
-/** A unary call on an open session: gRPC with an envelope, or Connect with JSON; its status code, -1 if unanswered. */
-function call(session: http2.ClientHttp2Session, method: DescMethod, payload: Payload, token: string | undefined): Promise<number> {
-  const json = payload.kind === "json";
-  return new Promise((resolve) => {
-    const headers: http2.OutgoingHttpHeaders = json
-      ? { ":method": "POST", ":path": `/${method.parent.typeName}/${method.name}`, "content-type": "application/json", "connect-protocol-version": "1" }
-      : { ":method": "POST", ":path": `/${method.parent.typeName}/${method.name}`, "content-type": "application/grpc", te: "trailers" };
-    if (token !== undefined) headers.authorization = `Bearer ${token}`;
-    const req = session.request(headers);
-    let grpcStatus: number | undefined;
-    let httpStatus = 0;
-    let text = "";
-    const take = (h: http2.IncomingHttpHeaders) => {
-      if (h[":status"] !== undefined) httpStatus = Number(h[":status"]);
-      if (h["grpc-status"] !== undefined) grpcStatus = Number(h["grpc-status"]);
-    };
-    // The answer is complete at its trailers (gRPC) or the end of its body (Connect), whatever the request side does.
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      if (!req.closed) req.close(http2.constants.NGHTTP2_NO_ERROR);
-      if (!json) return resolve(grpcStatus ?? -1);
-      if (httpStatus === 200) return resolve(0);
-      const code = (() => {
-        try {
-          return String((JSON.parse(text) as { code?: unknown }).code);
-        } catch {
-          return "";
-        }
-      })();
-      resolve(connectCodes[code] ?? -1);
-    };
-    req.on("response", take);
-    req.on("trailers", (h) => (take(h), finish()));
-    req.on("data", (d: Buffer) => json && text.length < 4096 && (text += d.toString("utf8")));
-    req.on("end", finish);
-    req.on("error", () => {});
-    req.on("close", finish);
-    req.end(json ? payload.body : envelope(payload.body));
-  });
 }
 
 /** Opens a connection that says `head` and then `drip` every 2 s; resolves when the server has closed it. */
@@ -126,35 +67,6 @@ function slowBody(url: string): { closed: Promise<void> } {
   req.write(Uint8Array.of(0, 0, 0, 1, 0));
   const timer = setInterval(() => req.writable && req.write(Uint8Array.of(0)), 2_000);
   return { closed: new Promise((resolve) => session.once("close", () => (clearInterval(timer), resolve()))) };
-}
-
-/** A gRPC envelope of `size` bytes of tiny unknown fields (tag 15, varint 0), the costliest bytes to parse. */
-function unknownFields(size: number): Uint8Array {
-  const body = new Uint8Array(size);
-  for (let i = 0; i + 1 < size; i += 2) body[i] = 15 << 3;
-  return envelope(body);
-}
-
-/** Sends `body` in one go on a fresh connection; the answer's grpc-status. */
-async function oneShot(url: string, path: string, body: Uint8Array, token?: string): Promise<number> {
-  const session = http2.connect(url);
-  session.on("error", () => {});
-  try {
-    return await new Promise<number>((resolve) => {
-      const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...(token ? { authorization: `Bearer ${token}` } : {}) });
-      let status = -1;
-      const take = (h: http2.IncomingHttpHeaders) => h["grpc-status"] !== undefined && (status = Number(h["grpc-status"]));
-      req.on("response", take);
-      // Answered at its trailers: a client stops sending then, however much of the body is left.
-      req.on("trailers", (h) => (take(h), resolve(status)));
-      req.on("data", () => {});
-      req.on("error", () => {});
-      req.on("close", () => resolve(status));
-      req.end(body);
-    });
-  } finally {
-    session.destroy();
-  }
 }
 
 describe("abuse, all-in-one: bounded in count, time and memory", function () {
@@ -202,7 +114,7 @@ describe("abuse, all-in-one: bounded in count, time and memory", function () {
     const rnd = prng(seed);
     const faults: string[] = [];
     let sent = 0;
-    for (const service of services) {
+    for (const service of abusedServices) {
       for (const method of service.methods.filter((m) => m.methodKind === "unary")) {
         const access = service === Health ? Access.PUBLIC : getOption(method, methodRules).access;
         const bearer = access === Access.PUBLIC ? undefined : await token(randomUUID());
