@@ -2,7 +2,8 @@ import { seedDemo } from "../../platform/store/demo-data.js";
 import { MemoryTables } from "../../platform/store/memory-tables.js";
 import { scratchDatabase } from "../../test/mysql-db.js";
 import { messageStoreContract } from "./message-store.contract.js";
-import { MemoryMessageStore, SqlMessageStore } from "./message-store.js";
+import { MemoryMessageStore } from "./memory-message-store.js";
+import { SqlMessageStore } from "./sql-message-store.js";
 
 describe("msg store: memory", () => {
   messageStoreContract(async () => {
